@@ -1,0 +1,140 @@
+"""The `onnxpipe` command: `tasks`, `run` and `export`.
+
+`export` runs the export stage in a separate `python -m onnxpipe_export` process, so the runtime
+never imports torch, transformers or the export package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .errors import ExportDependencyError, OnnxpipeError
+from .registry import ALIASES, TASKS
+
+EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "onnx")
+EXPORT_INSTALL = "pip install 'onnxpipe[export]'"
+
+
+def missing_export_modules() -> list[str]:
+    """The modules the export stage needs that are not installed (found without importing them)."""
+    missing = []
+    for name in EXPORT_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError):  # a parent package is missing
+            missing.append(name)
+    return missing
+
+
+def _parse_value(text: str) -> Any:
+    """An option value from the command line: JSON when it parses (1, true, null, [..]), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Print the tasks onnxpipe runs and their aliases."""
+    for task in sorted(TASKS):
+        aliases = sorted(a for a, t in ALIASES.items() if t == task)
+        print(task + (f"  (aliases: {', '.join(aliases)})" if aliases else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a pipeline on texts from the command line (or stdin lines) and print JSON."""
+    from .registry import pipeline
+
+    inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if args.json_input:
+        inputs = [json.loads(text) for text in inputs]
+    if not inputs:
+        raise SystemExit("error: no inputs; pass texts as arguments or one per line on stdin")
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --option takes key=value, got {item!r}")
+        options[key] = _parse_value(value)
+    started = time.perf_counter()
+    pipe = pipeline(args.task, model=args.model, device=args.device, dtype=args.dtype)
+    loaded = time.perf_counter()
+    result = pipe(inputs if len(inputs) > 1 else inputs[0], **options)
+    done = time.perf_counter()
+    print(json.dumps(_jsonable(result), ensure_ascii=False, indent=None if args.compact else 2))
+    if args.timings:
+        print(f"load {1000 * (loaded - started):.1f} ms, run {1000 * (done - loaded):.1f} ms ({pipe.model_path.name})", file=sys.stderr)
+    return 0
+
+
+def cmd_export(argv: Sequence[str]) -> int:
+    """Hand the export arguments to `python -m onnxpipe_export` when the export extra is installed."""
+    missing = missing_export_modules()
+    if missing:
+        raise ExportDependencyError(
+            f"`onnxpipe export` needs the export extra ({', '.join(missing)} not installed). Install it with: {EXPORT_INSTALL}"
+        )
+    return subprocess.call([sys.executable, "-m", "onnxpipe_export", *argv])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `onnxpipe` command."""
+    parser = argparse.ArgumentParser(prog="onnxpipe", description="Hugging Face pipelines on onnxruntime, without torch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list tasks and aliases").set_defaults(func=cmd_tasks)
+    run = sub.add_parser("run", help="run a pipeline and print JSON")
+    run.add_argument("task", help="task name or alias, e.g. sentiment-analysis")
+    run.add_argument("inputs", nargs="*", help="input texts (default: one per line on stdin)")
+    run.add_argument("--model", required=True, help="exported model folder or hub id")
+    run.add_argument("--dtype", help="ONNX variant: fp32, int8, fp16 (default: the folder's default)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="pipeline option, e.g. -o top_k=2")
+    run.add_argument("--json-input", action="store_true", help="parse each input as JSON (for {'text','text_pair'} dicts)")
+    run.add_argument("--compact", action="store_true", help="print JSON on one line")
+    run.add_argument("--timings", action="store_true", help="print load and run times on stderr")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("export", help="export a checkpoint to an ONNX folder (needs the export extra)", add_help=False)
+    parser._run_parser = run  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `onnxpipe` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["export"]:
+            return cmd_export(argv[1:])
+        parser = build_parser()
+        args, rest = parser.parse_known_args(argv)
+        if args.command == "run":  # texts may come before or after the options
+            args = parser._run_parser.parse_intermixed_args(argv[1:])
+        elif rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args.func(args)
+    except OnnxpipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The task table: canonical task names, their aliases, and the `pipeline()` factory.
+
+Adding a task means one file under `tasks/` and one line in `TASKS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Optional, Union
+
+from .errors import InvalidOptionError, UnknownTaskError
+
+# canonical task name -> "module:class" under onnxpipe.tasks (imported only when asked for)
+TASKS: dict[str, str] = {
+    "text-classification": "text_classification:TextClassificationPipeline",
+    "feature-extraction": "feature_extraction:FeatureExtractionPipeline",
+}
+
+# transformers' aliases
+ALIASES: dict[str, str] = {
+    "sentiment-analysis": "text-classification",
+}
+
+# config.json `architectures` suffix -> task, for folders that carry no manifest
+ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
+    "ForSequenceClassification": "text-classification",
+    "Model": "feature-extraction",
+}
+
+
+def list_tasks() -> list[str]:
+    """The canonical task names onnxpipe runs, sorted."""
+    return sorted(TASKS)
+
+
+def normalize_task(task: str) -> str:
+    """Map a task name or alias to its canonical name; raise UnknownTaskError listing known ones."""
+    if not isinstance(task, str):
+        raise UnknownTaskError(f"task must be a string such as 'text-classification', got {task!r}")
+    name = task.strip().lower()
+    name = ALIASES.get(name, name)
+    if name not in TASKS:
+        known = ", ".join(list_tasks() + sorted(ALIASES))
+        raise UnknownTaskError(f"Unknown task {task!r}. Known tasks and aliases: {known}.")
+    return name
+
+
+def task_from_architectures(architectures: Optional[list[str]]) -> Optional[str]:
+    """The task a config.json `architectures` entry implies, or None when it implies none we run."""
+    for arch in architectures or []:
+        for suffix, task in ARCHITECTURE_SUFFIX_TASKS.items():
+            if arch.endswith(suffix):
+                return task
+    return None
+
+
+def pipeline_class(task: str) -> type:
+    """Import and return the pipeline class of a (possibly aliased) task."""
+    module_name, class_name = TASKS[normalize_task(task)].split(":")
+    module = importlib.import_module(f"onnxpipe.tasks.{module_name}")
+    return getattr(module, class_name)
+
+
+def pipeline(
+    task: Optional[str] = None,
+    model: Union[str, "os.PathLike[str]", None] = None,
+    device: Union[str, int] = "cpu",
+    dtype: Optional[str] = None,
+    **options: Any,
+):
+    """Build a pipeline like `transformers.pipeline(task, model=...)`, running on onnxruntime.
+
+    `model` is an onnxpipe export folder, a plain optimum export, a transformers.js-style folder or
+    a hub id; `dtype` picks the ONNX variant (fp32, int8, fp16, q4). Remaining keyword arguments are
+    the task's default options, checked now.
+    """
+    from .model import ModelFolder
+
+    if model is None:
+        raise InvalidOptionError(
+            f"pipeline({task!r}) needs model=: an exported folder (see `onnxpipe export --help`) or a hub id."
+        )
+    if task is not None:
+        task = normalize_task(task)
+    folder = ModelFolder.open(model)
+    if task is None:
+        task = folder.task
+        if task is None:
+            raise UnknownTaskError(
+                f"Cannot infer the task of {str(model)!r}: it has no onnxpipe.json and its config.json "
+                f"architectures {folder.config.get('architectures')!r} name no task onnxpipe runs. "
+                f"Pass the task, e.g. pipeline('text-classification', model=...). Known: {', '.join(list_tasks())}."
+            )
+    cls = pipeline_class(task)
+    return cls(folder, task=task, device=device, dtype=dtype, **options)

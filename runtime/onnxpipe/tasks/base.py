@@ -1,0 +1,101 @@
+"""What every pipeline shares: model loading, option checking, single-vs-list inputs and batching.
+
+A task subclass says which options it takes, how a batch of inputs becomes graph feeds, and how
+one row of outputs becomes the result transformers would return.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidOptionError
+from ..model import ModelFolder
+from ..session import OnnxSession, parse_device
+
+
+class Pipeline:
+    """Base class: a loaded ONNX session plus per-pipeline default options."""
+
+    #: option name -> default value; a subclass lists every option it implements
+    OPTIONS: Mapping[str, Any] = {}
+    #: options every pipeline takes
+    COMMON_OPTIONS: Mapping[str, Any] = {"batch_size": 1}
+
+    def __init__(
+        self,
+        model: Union[ModelFolder, str],
+        task: str,
+        device: Union[str, int, None] = "cpu",
+        dtype: Optional[str] = None,
+        intra_op_num_threads: Optional[int] = None,
+        **options: Any,
+    ):
+        self.folder = ModelFolder.open(model)
+        self.task = task
+        self.device = device
+        device_kind, _ = parse_device(device)
+        self.model_path = self.folder.onnx_file(dtype, device_kind)
+        self.dtype = dtype
+        self.session = OnnxSession(self.model_path, device, intra_op_num_threads)
+        self.defaults = self.check_options(options)
+
+    # -- options -------------------------------------------------------------------------------
+    def check_options(self, options: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """Merge `options` over `base` (or the defaults); raise InvalidOptionError on unknown names."""
+        known = {**self.COMMON_OPTIONS, **self.OPTIONS}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InvalidOptionError(
+                f"{self.task} does not take option(s) {unknown}; it takes: {', '.join(sorted(known))}."
+            )
+        merged = dict(known if base is None else base)
+        merged.update(options)
+        batch_size = merged["batch_size"]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidOptionError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+        self.validate_options(merged)
+        return merged
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        """Check option values (subclasses override); may normalize values in place."""
+
+    # -- inputs --------------------------------------------------------------------------------
+    def split_inputs(self, inputs: Any) -> tuple[list[Any], bool]:
+        """(items, was_single): a list input becomes its items; anything else is one item."""
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) == 0:
+                raise InvalidInputError(f"{self.task} got an empty list; pass at least one input.")
+            return list(inputs), False
+        return [inputs], True
+
+    def batches(self, items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
+        """Consecutive slices of `items` of at most batch_size."""
+        for start in range(0, len(items), batch_size):
+            yield items[start : start + batch_size]
+
+    # -- running -------------------------------------------------------------------------------
+    def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
+        """Encode, run and post-process items in batches; one result per item, in order."""
+        results: list[Any] = []
+        for batch in self.batches(items, options["batch_size"]):
+            encoded = self.encode(batch, options)
+            outputs = self.session.run(self.feeds(encoded))
+            results.extend(self.postprocess(outputs, encoded, row, options) for row in range(len(batch)))
+        return results
+
+    def encode(self, batch: Sequence[Any], options: dict[str, Any]) -> Any:
+        """Turn a batch of validated inputs into an encoded batch (subclasses implement)."""
+        raise NotImplementedError
+
+    def feeds(self, encoded: Any) -> dict[str, np.ndarray]:
+        """The graph feeds of an encoded batch."""
+        return encoded.feeds()
+
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: Any, row: int, options: dict[str, Any]) -> Any:
+        """The result for one row of the batch (subclasses implement)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, model={str(self.folder.path)!r}, file={self.model_path.name!r}, providers={self.session.providers})"

@@ -1,0 +1,32 @@
+"""Pieces the text tasks share: the tokenizer options and the scoring functions, as transformers computes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+
+# tokenizer options every text task takes (transformers passes them through to the tokenizer)
+TOKENIZER_OPTIONS = {"truncation": True, "max_length": None}
+
+
+def check_tokenizer_options(options: dict[str, Any]) -> None:
+    """Validate `truncation` and `max_length`."""
+    if not isinstance(options["truncation"], bool):
+        raise InvalidOptionError(f"truncation must be True or False, got {options['truncation']!r}.")
+    max_length = options["max_length"]
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise InvalidOptionError(f"max_length must be a positive int or None, got {max_length!r}.")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the max as transformers does."""
+    shifted = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function."""
+    return 1.0 / (1.0 + np.exp(-logits))

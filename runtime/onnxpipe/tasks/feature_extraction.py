@@ -1,0 +1,74 @@
+"""feature-extraction: token embeddings exactly as transformers returns them, plus sentence pooling.
+
+`pooling="none"` (default) gives transformers' nested list [1][tokens][hidden] per input;
+`pooling="mean"` or `"cls"` gives one vector per input, optionally L2-normalized.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidOptionError
+from ..text import EncodedBatch, TextEncoder
+from .base import Pipeline
+from .common_text import TOKENIZER_OPTIONS, check_tokenizer_options
+
+POOLINGS = ("none", "mean", "cls")
+# output names of the token embeddings, by exporter: transformers/optimum, sentence-transformers
+_HIDDEN_NAMES = ("last_hidden_state", "token_embeddings")
+
+
+class FeatureExtractionPipeline(Pipeline):
+    """Embed texts; options: return_tensors, pooling, normalize, truncation, batch_size."""
+
+    OPTIONS = {"return_tensors": False, "pooling": "none", "normalize": False, "tokenize_kwargs": None, **TOKENIZER_OPTIONS}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.encoder = TextEncoder(self.folder)
+        names = self.session.output_names
+        self.hidden_name = next((n for n in _HIDDEN_NAMES if n in names), names[0])
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Embed one string or a list of strings."""
+        options = self.check_options(kwargs, self.defaults)
+        items, single = self.split_inputs(inputs)
+        for item in items:
+            if not isinstance(item, str):
+                raise InvalidInputError(
+                    f"feature-extraction takes a string or a list of strings; got {type(item).__name__}: {item!r:.80}."
+                )
+        results = self.run_items(items, options)
+        return results[0] if single else results
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        tokenize_kwargs = options.pop("tokenize_kwargs", None) or {}
+        unknown = set(tokenize_kwargs) - set(TOKENIZER_OPTIONS)
+        if unknown:
+            raise InvalidOptionError(f"tokenize_kwargs takes {sorted(TOKENIZER_OPTIONS)}; got {sorted(unknown)}.")
+        options.update(tokenize_kwargs)
+        options["tokenize_kwargs"] = None
+        check_tokenizer_options(options)
+        if options["pooling"] not in POOLINGS:
+            raise InvalidOptionError(f"pooling must be one of {', '.join(POOLINGS)}, got {options['pooling']!r}.")
+        if not isinstance(options["normalize"], bool) or not isinstance(options["return_tensors"], bool):
+            raise InvalidOptionError("normalize and return_tensors must be True or False.")
+        if options["normalize"] and options["pooling"] == "none":
+            raise InvalidOptionError("normalize=True needs a sentence vector: pass pooling='mean' or pooling='cls'.")
+
+    def encode(self, batch: list[str], options: dict[str, Any]) -> EncodedBatch:
+        return self.encoder.encode(batch, None, options["truncation"], options["max_length"])
+
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: EncodedBatch, row: int, options: dict[str, Any]) -> Any:
+        mask = encoded.attention_mask[row].astype(bool)
+        hidden = outputs[self.hidden_name][row][mask].astype(np.float32)  # drop padding, as an unbatched run has none
+        pooling = options["pooling"]
+        if pooling == "none":
+            tokens = hidden[None]
+            return tokens if options["return_tensors"] else tokens.tolist()
+        vector = hidden.mean(axis=0) if pooling == "mean" else hidden[0]
+        if options["normalize"]:
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return vector if options["return_tensors"] else vector.tolist()

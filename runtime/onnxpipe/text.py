@@ -1,0 +1,129 @@
+"""Batch tokenization with the Rust `tokenizers`: padding to the longest, truncation with a warning, pairs.
+
+It reads tokenizer.json plus tokenizer_config.json the way transformers' fast tokenizers do, and
+returns numpy arrays ready for onnxruntime.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError, InvalidOptionError
+from .model import ModelFolder
+
+# transformers' sentinel for "no limit" (VERY_LARGE_INTEGER) and anything near it
+_NO_LIMIT = 10**8
+# model types whose position ids start after padding_idx, so usable positions are max_position_embeddings - 2
+_OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart", "data2vec-text"}
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Token arrays for one batch, shape (batch, longest), plus how many inputs were truncated."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+    truncated: int
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The arrays keyed by the input names transformers' ONNX exports use."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "token_type_ids": self.token_type_ids}
+
+
+class TextEncoder:
+    """The model folder's tokenizer with transformers' padding and truncation rules."""
+
+    def __init__(self, folder: ModelFolder):
+        from tokenizers import Tokenizer
+
+        path = folder.require(
+            "tokenizer.json",
+            "onnxpipe reads with the Rust tokenizers (export the model with `onnxpipe export`, which writes it, "
+            "or save a fast tokenizer there with transformers' save_pretrained)",
+        )
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        config = folder.read_json("tokenizer_config.json")
+        self.model_max_length = _max_length(config, folder.config)
+        self.padding_side = config.get("padding_side", "right")
+        self.pad_token = _token_text(config.get("pad_token")) or _token_text(
+            folder.read_json("special_tokens_map.json").get("pad_token")
+        )
+        pad_id = self.tokenizer.token_to_id(self.pad_token) if self.pad_token else None
+        self.pad_id = pad_id if pad_id is not None else int(folder.config.get("pad_token_id") or 0)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        pairs: Optional[Sequence[Optional[str]]] = None,
+        truncation: bool = True,
+        max_length: Optional[int] = None,
+    ) -> EncodedBatch:
+        """Tokenize a batch (with optional second texts), pad to the longest, truncate to the model's limit.
+
+        Truncation warns with the count of inputs it shortened; with truncation=False an over-long input
+        raises, since the model cannot take it.
+        """
+        limit = self.model_max_length if max_length is None else max_length
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+            raise InvalidOptionError(f"max_length must be a positive int, got {max_length!r}.")
+        if truncation and limit is not None:
+            self.tokenizer.enable_truncation(limit, strategy="longest_first")
+        else:
+            self.tokenizer.no_truncation()
+        items = list(texts) if pairs is None else [
+            (text, pair) if pair is not None else text for text, pair in zip(texts, pairs)
+        ]
+        encodings = self.tokenizer.encode_batch(items)
+        truncated = sum(1 for enc in encodings if enc.overflowing)
+        if truncated:
+            warnings.warn(
+                f"{truncated} input(s) were longer than {limit} tokens and were truncated to fit the model; "
+                "pass truncation=False to get an error instead.",
+                UserWarning,
+                stacklevel=4,
+            )
+        lengths = [len(enc.ids) for enc in encodings]
+        if not truncation and self.model_max_length is not None and max(lengths) > self.model_max_length:
+            raise InvalidInputError(
+                f"An input has {max(lengths)} tokens but the model takes at most {self.model_max_length}; "
+                "shorten it or pass truncation=True."
+            )
+        return self._pad(encodings, max(lengths))
+
+    def _pad(self, encodings: list, width: int) -> EncodedBatch:
+        batch = len(encodings)
+        ids = np.full((batch, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((batch, width), dtype=np.int64)
+        types = np.zeros((batch, width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            cols = slice(width - n, width) if self.padding_side == "left" else slice(0, n)
+            ids[row, cols] = enc.ids
+            mask[row, cols] = 1
+            types[row, cols] = enc.type_ids
+        return EncodedBatch(ids, mask, types, sum(1 for enc in encodings if enc.overflowing))
+
+
+def _token_text(token) -> Optional[str]:
+    """A special token as tokenizer_config.json stores it: a string or an AddedToken dict."""
+    if isinstance(token, dict):
+        return token.get("content")
+    return token
+
+
+def _max_length(tokenizer_config: dict, model_config: dict) -> Optional[int]:
+    """The longest input the model takes: tokenizer_config's model_max_length, else from the positions."""
+    declared = tokenizer_config.get("model_max_length")
+    if isinstance(declared, (int, float)) and declared < _NO_LIMIT:
+        return int(declared)
+    positions = model_config.get("max_position_embeddings")
+    if isinstance(positions, int):
+        return positions - 2 if model_config.get("model_type") in _OFFSET_POSITION_TYPES else positions
+    return None
