@@ -1,0 +1,66 @@
+"""Session-wide fixtures: tiny checkpoints built offline and exported once, plus their transformers pipelines."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import checkpoints  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
+
+HEAD_OF_TASK = {"text-classification": "sequence-classification", "feature-extraction": "base"}
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A tiny checkpoint folder and the onnxpipe export of it (fp32 + int8)."""
+
+    checkpoint: Path
+    onnx: Path
+    task: str
+
+
+class ModelStore:
+    """Builds and exports each tiny model once per test session; hands out transformers pipelines too."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._exported: dict[tuple, Exported] = {}
+        self._references: dict[tuple, Any] = {}
+
+    def get(self, arch: str, task: str, **config: Any) -> Exported:
+        key = (arch, task, tuple(sorted(config.items())))
+        if key not in self._exported:
+            from onnxpipe_export import export
+
+            name = "-".join([arch, task] + [f"{k}{v}" for k, v in sorted(config.items())])
+            checkpoint = checkpoints.build_checkpoint(arch, HEAD_OF_TASK[task], self.root / "ckpt" / name, **config)
+            onnx = self.root / "onnx" / name
+            with warnings.catch_warnings():  # int8 on hidden-size-32 models loses top-1 on some rows: expected
+                warnings.simplefilter("ignore")
+                export(str(checkpoint), task=task, output=str(onnx), dtype=["fp32", "int8"], quiet=True)
+            self._exported[key] = Exported(checkpoint, onnx, task)
+        return self._exported[key]
+
+    def reference(self, arch: str, task: str, **config: Any):
+        """transformers.pipeline on the same checkpoint: the parity reference."""
+        key = (arch, task, tuple(sorted(config.items())))
+        if key not in self._references:
+            import transformers
+
+            exported = self.get(arch, task, **config)
+            self._references[key] = transformers.pipeline(task, model=str(exported.checkpoint), device="cpu")
+        return self._references[key]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> ModelStore:
+    return ModelStore(tmp_path_factory.mktemp("models"))
