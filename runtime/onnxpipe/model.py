@@ -123,17 +123,14 @@ class ModelFolder:
     def variants(self, stem: str = "model") -> dict[str, str]:
         """dtype -> relative path of each ONNX variant of `stem` the folder holds (or the hub repo offers)."""
         found: dict[str, str] = {}
-        if self.manifest:
-            for rel, entry in self.manifest.get("files", {}).items():
-                if dtype_of_filename(Path(rel).name, stem) is not None and entry.get("dtype"):
-                    found.setdefault(entry["dtype"], rel)
-        candidates = [
+        listed = [rel for rel, entry in (self.manifest or {}).get("files", {}).items() if entry.get("dtype")]
+        local = [
             f"{sub}/{name}".lstrip("/")
             for sub in ONNX_SUBFOLDERS
             if (self.path / sub).is_dir()
             for name in sorted(os.listdir(self.path / sub))
         ]
-        for rel in [*candidates, *self.remote_onnx]:
+        for rel in [*listed, *local, *self.remote_onnx]:
             dtype = dtype_of_filename(Path(rel).name, stem)
             if dtype is not None and (rel in self.remote_onnx or (self.path / rel).is_file()):
                 found.setdefault(dtype, rel)

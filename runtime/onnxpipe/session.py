@@ -99,10 +99,9 @@ class OnnxSession:
 
         self.path = Path(path)
         providers = providers_for_device(device, ort.get_available_providers())
+        options = session_options(intra_op_num_threads)
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=session_options(intra_op_num_threads), providers=providers
-            )
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / InvalidGraph types
             raise CorruptModelError(
                 f"onnxruntime cannot load {self.path}: {str(exc).strip().splitlines()[0][:300]}. "
