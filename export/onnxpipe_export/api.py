@@ -1,0 +1,194 @@
+"""`export()`: checkpoint -> optimum ONNX -> fused graph -> int8/fp16 variants -> validated folder with a manifest."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from onnxpipe.manifest import variant_filename, write_manifest
+
+from .deps import created_with, import_export_stack, require_export_dependencies
+from .dtypes import parse_dtypes
+from .errors import ExportQualityWarning, OutputFolderError
+from .tasks import ExportTask, export_task
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the folder, its manifest, and the ONNX files in it."""
+
+    output: Path
+    manifest: dict[str, Any]
+    files: list[Path]
+    warnings: tuple[str, ...] = ()
+    seconds: float = field(default=0.0, compare=False)
+
+
+def _step_count(dtypes: list[str], optimize: bool) -> int:
+    # import, source, optimum export, [fusion], fp32 check, one per variant, write folder
+    return 4 + int(optimize) + sum(d != "fp32" for d in dtypes) + 1
+
+
+def _place_fp32(chosen: Path, target: Path) -> None:
+    """Put the chosen fp32 graph at `target`, re-saving it when its weights live in a side file."""
+    from .onnx_files import save_model, side_files
+
+    if side_files(chosen):
+        import onnx
+
+        save_model(onnx.load(str(chosen)), target)
+    else:
+        shutil.move(str(chosen), str(target))
+
+
+def export(
+    model: Union[str, "os.PathLike[str]"],
+    task: str,
+    output: Union[str, "os.PathLike[str]"],
+    dtype: Union[str, Sequence[str]] = "fp32",
+    *,
+    optimize: bool = True,
+    revision: Optional[str] = None,
+    quiet: bool = False,
+    validate: bool = True,
+) -> ExportResult:
+    """Export a hub id or checkpoint folder for a pipeline task to an ONNX folder onnxpipe runs.
+
+    model.onnx (fp32) is always written; `dtype` adds int8 (model_quantized.onnx) and fp16 (model_fp16.onnx)
+    variants, the first one listed being the folder's default. Every file is compared with torch unless
+    validate=False; an fp32 graph outside tolerance raises ValidationError and writes nothing.
+    """
+    recipe = export_task(task)
+    dtypes = parse_dtypes(dtype)
+    require_export_dependencies()
+    out = Path(output).expanduser().resolve()
+    from .folder import check_output
+
+    check_output(out)
+
+    from .progress import Progress
+
+    started = time.perf_counter()
+    notes: list[str] = []
+    progress = Progress(_step_count(dtypes, optimize), Progress.wanted(quiet))
+    try:
+        with progress.step("import torch, transformers, optimum"), warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            import_export_stack()
+        from .noise import silenced
+
+        with silenced(quiet), tempfile.TemporaryDirectory(prefix="onnxpipe-export-") as tmp:
+            plan = _Plan(model, recipe, dtypes, out, optimize, revision, validate)
+            manifest = _run(plan, Path(tmp), progress, notes)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    for note in notes:
+        warnings.warn(note, ExportQualityWarning, stacklevel=2)
+    files = [out / name for name in manifest["files"]]
+    result = ExportResult(out, manifest, files, tuple(notes), seconds)
+    if not quiet:
+        from .summary import format_summary
+
+        print(format_summary(str(out), manifest, notes, seconds), file=sys.stdout, flush=True)
+    return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked arguments of one export."""
+
+    model: Any
+    recipe: ExportTask
+    dtypes: list[str]
+    output: Path
+    optimize: bool
+    revision: Optional[str]
+    validate: bool
+
+
+def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, Any]:
+    """The export steps inside a scratch folder; returns the manifest after installing the folder."""
+    from . import validate as check
+    from .convert import optimum_export
+    from .folder import install
+    from .fp32 import choose_fp32
+    from .onnx_files import opset
+    from .optimize import Fusion, fuse
+    from .quantize import write_variant
+    from .record import onnx_file_entry, source_entry, support_entries
+    from .source import resolve_source
+    from .support import copy_support_files
+
+    recipe = plan.recipe
+    with progress.step("resolve source"):
+        source = resolve_source(plan.model, plan.revision)
+    if plan.output == source.path or source.path in plan.output.parents:
+        where = str(plan.output)
+        raise OutputFolderError(f"Output {where!r} is inside the checkpoint folder; pass a folder elsewhere.")
+
+    with progress.step("optimum export"):
+        plain = optimum_export(source.path, work / "plain", recipe)
+
+    fusion = Fusion(False, "turned off by optimize=False (--no-optimize)")
+    if plan.optimize:
+        with progress.step("graph fusion"):
+            fusion = fuse(plain, work / "fused.onnx", source.config.get("model_type"))
+
+    with progress.step("check fp32 against torch" if plan.validate else "check fused graph"):
+        choice = choose_fp32(plain, fusion, recipe, source.path, source.config, plan.validate)
+    notes.extend(choice.notes)
+
+    staging = work / "folder"
+    staging.mkdir()
+    fp32_path = staging / variant_filename("fp32")
+    _place_fp32(choice.path, fp32_path)
+    validations: dict[str, Optional[dict[str, Any]]] = {"fp32": choice.figures}
+    for dtype in plan.dtypes:
+        if dtype == "fp32":
+            continue
+        with progress.step(f"{dtype} variant"):
+            path = staging / variant_filename(dtype)
+            write_variant(dtype, fp32_path, path)
+            if choice.reference is not None:  # reduced precision is reported (tolerance None), never refused
+                outputs = check.onnx_outputs(path, recipe, choice.samples)
+                validations[dtype] = check.compare(outputs, choice.reference, recipe, choice.samples)
+                warning = check.quality_warning(path.name, validations[dtype])
+                if warning:
+                    notes.append(warning)
+
+    with progress.step("write folder"):
+        support = copy_support_files(source.path, plain.parent, staging)
+        written = ["fp32", *(d for d in plan.dtypes if d != "fp32")]
+        manifest: dict[str, Any] = {
+            "task": recipe.task,
+            "source": source_entry(source.model, source.revision, source.config),
+            "created_with": created_with(),
+            "export": {"optimum_task": recipe.optimum_task, "opset": opset(fp32_path)},
+            "optimization": choice.fusion.manifest_entry(),
+            "default_dtype": plan.dtypes[0],
+            "files": {
+                variant_filename(d): onnx_file_entry(staging / variant_filename(d), d, validations.get(d))
+                for d in written
+            },
+            "support_files": support_entries(staging, support),
+            "validation": {"inputs": choice.samples.description} if choice.reference is not None else None,
+        }
+        install(staging, plan.output)
+        manifest = _with_format_version(write_manifest(plan.output, manifest))
+    return manifest
+
+
+def _with_format_version(path: Path) -> dict[str, Any]:
+    """The manifest as written (write_manifest adds format_version)."""
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,87 @@
+"""The export command line: argument parsing and exit codes (0 ok, 1 failed export, 2 usage error)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Optional, Sequence
+
+from onnxpipe.errors import InvalidOptionError, OnnxpipeError, UnknownTaskError
+
+from .dtypes import WRITABLE_DTYPES, parse_dtypes
+
+USAGE_ERRORS = (UnknownTaskError, InvalidOptionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `python -m onnxpipe_export` / `onnxpipe export`."""
+    parser = argparse.ArgumentParser(
+        prog="onnxpipe export",
+        description="Export a Hugging Face checkpoint to an optimized, validated ONNX folder for onnxpipe.",
+    )
+    parser.add_argument("model", help="hub id (e.g. distilbert-base-uncased) or local checkpoint folder")
+    parser.add_argument("--task", required=True, help="pipeline task, e.g. text-classification, feature-extraction")
+    parser.add_argument("--output", "-o", required=True, help="folder to write (new, empty, or a previous export)")
+    parser.add_argument(
+        "--dtype",
+        action="append",
+        metavar="DTYPE",
+        help=f"variant to write, repeatable or comma-separated: {', '.join(WRITABLE_DTYPES)} (default fp32; the first "
+        "is the folder's default variant; model.onnx in fp32 is always written)",
+    )
+    parser.add_argument("--revision", help="hub branch, tag or commit (hub ids only)")
+    parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip graph fusion")
+    parser.add_argument("--no-validate", dest="validate", action="store_false", help="skip the comparison with torch")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display and no summary")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the export command line and return its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on a usage error, 0 on --help
+        return int(exc.code or 0)
+    try:
+        from onnxpipe.registry import normalize_task
+
+        normalize_task(args.task)
+        dtypes = parse_dtypes([d for value in args.dtype or ["fp32"] for d in value.split(",") if d.strip()])
+    except USAGE_ERRORS as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+    from .api import export
+    from .errors import ExportQualityWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExportQualityWarning)
+            export(
+                args.model,
+                args.task,
+                args.output,
+                dtypes,
+                optimize=args.optimize,
+                revision=args.revision,
+                quiet=args.quiet,
+                validate=args.validate,
+            )
+    except USAGE_ERRORS as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OnnxpipeError as exc:
+        print(f"{parser.prog}: export failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    for warning in caught:
+        if not issubclass(warning.category, ExportQualityWarning):
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        elif args.quiet:  # otherwise the summary already listed it
+            print(f"{parser.prog}: warning: {warning.message}", file=sys.stderr)
+    return 0

@@ -1,0 +1,38 @@
+"""The dtypes the export stage writes, checked once, and how each variant is quantized."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from .errors import UnsupportedDtypeError
+
+WRITABLE_DTYPES: tuple[str, ...] = ("fp32", "int8", "fp16")
+NOT_YET: dict[str, str] = {
+    "q4": "4-bit weight-only quantization (q4) is not implemented for encoder tasks yet",
+}
+
+# dtype -> the manifest's `quantization` entry for its file
+QUANTIZATION: dict[str, Optional[dict[str, Any]]] = {
+    "fp32": None,
+    "int8": {"method": "dynamic", "weight_type": "QInt8", "per_channel": True},
+    "fp16": {"method": "fp16", "keep_io_types": True},
+}
+
+
+def parse_dtypes(dtype: Union[str, Sequence[str]]) -> list[str]:
+    """Check a dtype or list of dtypes and return them lower-cased, in order, without repeats."""
+    names = [dtype] if isinstance(dtype, str) else list(dtype)
+    if not names:
+        raise UnsupportedDtypeError(f"dtype is empty; choose one or more of {', '.join(WRITABLE_DTYPES)}.")
+    result: list[str] = []
+    for name in names:
+        key = str(name).strip().lower()
+        if key in NOT_YET:
+            raise UnsupportedDtypeError(
+                f"dtype {name!r}: {NOT_YET[key]}; choose one or more of {', '.join(WRITABLE_DTYPES)}."
+            )
+        if key not in WRITABLE_DTYPES:
+            raise UnsupportedDtypeError(f"Unknown dtype {name!r}; choose one or more of {', '.join(WRITABLE_DTYPES)}.")
+        if key not in result:
+            result.append(key)
+    return result

@@ -1,0 +1,48 @@
+"""The closing summary of an export: files, sizes, size ratio, parity figures and warnings."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+MB = 1024 * 1024
+
+
+def _figures(validation: Any) -> str:
+    if not validation:
+        return "not validated"
+    parts = [f"max_abs_diff {validation['max_abs_diff']:.2e}"]
+    if validation.get("tolerance") is not None:
+        parts[0] += f" (tolerance {validation['tolerance']:.1e})"
+    if "top1_agreement" in validation:
+        parts.append(f"top-1 agreement {validation['top1_agreement']:.0%}")
+    if "min_cosine" in validation:
+        parts.append(f"cosine min {validation['min_cosine']:.4f} mean {validation['mean_cosine']:.4f}")
+    return ", ".join(parts)
+
+
+def _total_size(entry: dict[str, Any]) -> int:
+    return entry["size"] + sum(d["size"] for d in entry.get("external_data", {}).values())
+
+
+def format_summary(output: str, manifest: dict[str, Any], warnings: Sequence[str], seconds: float) -> str:
+    """A few lines for the terminal describing what an export wrote and how well it matches torch."""
+    files = manifest["files"]
+    source = manifest["source"]
+    lines = [f"Exported {source['model']} ({manifest['task']}, {source['model_type']}) to {output} in {seconds:.1f} s"]
+    width = max(len(name) for name in files)
+    for name, entry in files.items():
+        size = _total_size(entry) / MB
+        lines.append(f"  {name:<{width}}  {entry['dtype']:<4}  {size:8.2f} MB  {_figures(entry['validation'])}")
+    sizes = {e["dtype"]: _total_size(e) for e in files.values()}
+    if "int8" in sizes and sizes.get("fp32"):
+        lines.append(f"  int8 / fp32 size: {sizes['int8'] / sizes['fp32']:.2f}")
+    optimization = manifest["optimization"]
+    if optimization["fusion"]:
+        fused = ", ".join(f"{op} {n}" for op, n in optimization["fused_operators"].items())
+        lines.append(f"  fusion ({optimization['ort_model_type']}): {fused}")
+    else:
+        lines.append(f"  fusion: none, {optimization['reason']}")
+    if manifest["validation"]:
+        lines.append(f"  validated on: {manifest['validation']['inputs']}")
+    lines.extend(f"  WARNING: {w}" for w in warnings)
+    return "\n".join(lines)

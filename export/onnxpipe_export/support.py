@@ -1,0 +1,47 @@
+"""The non-ONNX files an export folder carries: config, tokenizer, generation and sentence-transformers files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+SUPPORT_FILES: tuple[str, ...] = (
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    # sentence-transformers: module list, pooling settings
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+
+
+def copy_support_files(source: Path, fallback: Path, destination: Path) -> list[str]:
+    """Copy the support files the checkpoint has into `destination`; return their relative names.
+
+    Files missing from the checkpoint are taken from `fallback` (optimum's output), which holds e.g. a
+    tokenizer.json converted from a slow tokenizer.
+    """
+    copied = []
+    for name in SUPPORT_FILES:
+        for folder in (source, fallback):
+            path = folder / name
+            if path.is_file():
+                target = destination / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                copied.append(name)
+                break
+    return copied
