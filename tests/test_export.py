@@ -171,11 +171,15 @@ def test_manifest_checksums_and_signatures_match_the_files(cls_export) -> None:
         assert [i["name"] for i in entry["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
         assert entry["outputs"] == [{"name": "logits", "type": "float32", "shape": ["batch_size", 3]}]
     assert files["model.onnx"]["quantization"] is None
-    assert files["model_quantized.onnx"]["quantization"] == {
+    int8 = files["model_quantized.onnx"]["quantization"]
+    assert {k: int8[k] for k in ("method", "weight_type", "per_channel")} == {
         "method": "dynamic",
         "weight_type": "QInt8",
         "per_channel": True,
     }
+    # SmoothQuant ran on the fused graph: 2 Attention ops and the MatMuls of 2 layers (FFN in/out, attention output)
+    assert int8["smoothquant"]["alpha"] == 0.7 and int8["smoothquant"]["matmuls"] >= 2
+    assert int8["smoothquant"]["calibration_texts"] > 10
     assert files["model_fp16.onnx"]["quantization"] == {"method": "fp16", "keep_io_types": True}
 
 

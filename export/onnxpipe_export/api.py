@@ -123,6 +123,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     from .fp32 import choose_fp32
     from .onnx_files import opset
     from .optimize import Fusion, fuse
+    from .calibration import build_calibration
     from .quantize import write_variant
     from .record import onnx_file_entry, source_entry, support_entries
     from .source import resolve_source
@@ -152,12 +153,14 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     fp32_path = staging / variant_filename("fp32")
     _place_fp32(choice.path, fp32_path)
     validations: dict[str, Optional[dict[str, Any]]] = {"fp32": choice.figures}
+    quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    calibration = build_calibration(source.path, source.config) if "int8" in plan.dtypes else []
     for dtype in plan.dtypes:
         if dtype == "fp32":
             continue
         with progress.step(f"{dtype} variant"):
             path = staging / variant_filename(dtype)
-            write_variant(dtype, fp32_path, path)
+            quantization[dtype] = write_variant(dtype, fp32_path, path, calibration)
             if choice.reference is not None:  # reduced precision is reported (tolerance None), never refused
                 outputs = check.onnx_outputs(path, recipe, choice.samples)
                 validations[dtype] = check.compare(outputs, choice.reference, recipe, choice.samples)
@@ -176,7 +179,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
             "optimization": choice.fusion.manifest_entry(),
             "default_dtype": plan.dtypes[0],
             "files": {
-                variant_filename(d): onnx_file_entry(staging / variant_filename(d), d, validations.get(d))
+                variant_filename(d): onnx_file_entry(staging / variant_filename(d), d, quantization[d], validations.get(d))
                 for d in written
             },
             "support_files": support_entries(staging, support),

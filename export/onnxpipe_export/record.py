@@ -7,7 +7,6 @@ from typing import Any, Optional
 
 from onnxpipe.manifest import sha256_file
 
-from .dtypes import QUANTIZATION
 from .onnx_files import side_files, signature
 
 
@@ -16,10 +15,12 @@ def file_info(path: Path) -> dict[str, Any]:
     return {"sha256": sha256_file(path), "size": path.stat().st_size}
 
 
-def onnx_file_entry(path: Path, dtype: str, validation: Optional[dict[str, Any]]) -> dict[str, Any]:
+def onnx_file_entry(
+    path: Path, dtype: str, quantization: Optional[dict[str, Any]], validation: Optional[dict[str, Any]]
+) -> dict[str, Any]:
     """The manifest's `files[<name>]` entry: dtype, checksum, signature, quantization and parity figures."""
     entry: dict[str, Any] = {"dtype": dtype, **file_info(path), **signature(path)}
-    entry["quantization"] = QUANTIZATION[dtype]
+    entry["quantization"] = quantization
     data = side_files(path)
     if data:
         entry["external_data"] = {p.name: file_info(p) for p in data}

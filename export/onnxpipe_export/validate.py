@@ -63,7 +63,8 @@ class Samples:
     description: str
 
 
-def _max_length(tokenizer: Any, config: dict[str, Any]) -> int:
+def max_length(tokenizer: Any, config: dict[str, Any]) -> int:
+    """The longest sample in tokens: MAX_TOKENS, or less when the model takes less."""
     limits = [MAX_TOKENS]
     if isinstance(tokenizer.model_max_length, int) and tokenizer.model_max_length < 1_000_000:
         limits.append(tokenizer.model_max_length)
@@ -78,8 +79,8 @@ def _describe(name: str, batch: Batch) -> str:
     return f"{len(lengths)} {name} in one padded batch, {int(lengths.min())}-{int(lengths.max())} tokens"
 
 
-def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> Samples:
-    """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer."""
+def load_tokenizer(source: Path) -> Any:
+    """The checkpoint's transformers tokenizer, with a pad token so batches can be padded."""
     from transformers import AutoTokenizer
 
     try:
@@ -88,7 +89,13 @@ def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> S
         raise ConversionError(f"Cannot load the tokenizer of {str(source)!r}: {first_line(exc)}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    options = dict(padding=True, truncation=True, max_length=_max_length(tokenizer, config), return_tensors="np")
+    return tokenizer
+
+
+def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> Samples:
+    """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer."""
+    tokenizer = load_tokenizer(source)
+    options = dict(padding=True, truncation=True, max_length=max_length(tokenizer, config), return_tensors="np")
     batches = [Batch(dict(tokenizer(list(SAMPLE_TEXTS), **options)))]
     parts = [_describe("texts", batches[0])]
     if recipe.text_pairs:
