@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, InvalidOptionError
+from .errors import InvalidInputError
 from .model import ModelFolder
 
 # transformers' sentinel for "no limit" (VERY_LARGE_INTEGER) and anything near it
@@ -23,12 +23,11 @@ _OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "
 
 @dataclass(frozen=True)
 class EncodedBatch:
-    """Token arrays for one batch, shape (batch, longest), plus how many inputs were truncated."""
+    """Token arrays for one batch, shape (batch, longest)."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
     token_type_ids: np.ndarray
-    truncated: int
 
     def feeds(self) -> dict[str, np.ndarray]:
         """The arrays keyed by the input names transformers' ONNX exports use."""
@@ -58,21 +57,19 @@ class TextEncoder:
         pad_id = self.tokenizer.token_to_id(self.pad_token) if self.pad_token else None
         self.pad_id = pad_id if pad_id is not None else int(folder.config.get("pad_token_id") or 0)
 
-    def encode(
+    def tokenize(
         self,
         texts: Sequence[str],
         pairs: Optional[Sequence[Optional[str]]] = None,
         truncation: bool = True,
         max_length: Optional[int] = None,
-    ) -> EncodedBatch:
-        """Tokenize a batch (with optional second texts), pad to the longest, truncate to the model's limit.
+    ) -> list:
+        """Tokenize texts (with optional second texts) into unpadded encodings, truncated to the model's limit.
 
         Truncation warns with the count of inputs it shortened; with truncation=False an over-long input
         raises, since the model cannot take it.
         """
         limit = self.model_max_length if max_length is None else max_length
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-            raise InvalidOptionError(f"max_length must be a positive int, got {max_length!r}.")
         if truncation and limit is not None:
             self.tokenizer.enable_truncation(limit, strategy="longest_first")
         else:
@@ -87,17 +84,19 @@ class TextEncoder:
                 f"{truncated} input(s) were longer than {limit} tokens and were truncated to fit the model; "
                 "pass truncation=False to get an error instead.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-        lengths = [len(enc.ids) for enc in encodings]
-        if not truncation and self.model_max_length is not None and max(lengths) > self.model_max_length:
+        longest = max(len(enc) for enc in encodings)
+        if not truncation and self.model_max_length is not None and longest > self.model_max_length:
             raise InvalidInputError(
-                f"An input has {max(lengths)} tokens but the model takes at most {self.model_max_length}; "
+                f"An input has {longest} tokens but the model takes at most {self.model_max_length}; "
                 "shorten it or pass truncation=True."
             )
-        return self._pad(encodings, max(lengths))
+        return encodings
 
-    def _pad(self, encodings: list, width: int) -> EncodedBatch:
+    def pad(self, encodings: Sequence) -> EncodedBatch:
+        """Pad encodings to the longest among them, on the tokenizer's padding side."""
+        width = max(len(enc) for enc in encodings)
         batch = len(encodings)
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)
         mask = np.zeros((batch, width), dtype=np.int64)
@@ -108,7 +107,7 @@ class TextEncoder:
             ids[row, cols] = enc.ids
             mask[row, cols] = 1
             types[row, cols] = enc.type_ids
-        return EncodedBatch(ids, mask, types, sum(1 for enc in encodings if enc.overflowing))
+        return EncodedBatch(ids, mask, types)
 
 
 def _token_text(token) -> Optional[str]:

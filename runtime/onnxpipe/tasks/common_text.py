@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import InvalidOptionError
+from ..text import EncodedBatch, TextEncoder
+from .base import Pipeline
 
 # tokenizer options every text task takes (transformers passes them through to the tokenizer)
 TOKENIZER_OPTIONS = {"truncation": True, "max_length": None}
@@ -30,3 +32,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Element-wise logistic function."""
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+class TextPipeline(Pipeline):
+    """A pipeline whose inputs are tokenized by the model folder's tokenizer."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.encoder = TextEncoder(self.folder)
+
+    def collate(self, pieces: Sequence[Any], options: dict[str, Any]) -> EncodedBatch:
+        return self.encoder.pad(pieces)

@@ -11,23 +11,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch, TextEncoder
-from .base import Pipeline
-from .common_text import TOKENIZER_OPTIONS, check_tokenizer_options
+from ..text import EncodedBatch
+from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 
 POOLINGS = ("none", "mean", "cls")
 # output names of the token embeddings, by exporter: transformers/optimum, sentence-transformers
 _HIDDEN_NAMES = ("last_hidden_state", "token_embeddings")
 
 
-class FeatureExtractionPipeline(Pipeline):
+class FeatureExtractionPipeline(TextPipeline):
     """Embed texts; options: return_tensors, pooling, normalize, truncation, batch_size."""
 
     OPTIONS = {"return_tensors": False, "pooling": "none", "normalize": False, "tokenize_kwargs": None, **TOKENIZER_OPTIONS}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.encoder = TextEncoder(self.folder)
         names = self.session.output_names
         self.hidden_name = next((n for n in _HIDDEN_NAMES if n in names), names[0])
 
@@ -58,8 +56,8 @@ class FeatureExtractionPipeline(Pipeline):
         if options["normalize"] and options["pooling"] == "none":
             raise InvalidOptionError("normalize=True needs a sentence vector: pass pooling='mean' or pooling='cls'.")
 
-    def encode(self, batch: list[str], options: dict[str, Any]) -> EncodedBatch:
-        return self.encoder.encode(batch, None, options["truncation"], options["max_length"])
+    def prepare(self, items: list[str], options: dict[str, Any]) -> list:
+        return self.encoder.tokenize(items, None, options["truncation"], options["max_length"])
 
     def postprocess(self, outputs: dict[str, np.ndarray], encoded: EncodedBatch, row: int, options: dict[str, Any]) -> Any:
         mask = encoded.attention_mask[row].astype(bool)

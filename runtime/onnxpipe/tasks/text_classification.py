@@ -8,22 +8,20 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch, TextEncoder
-from .base import Pipeline
-from .common_text import TOKENIZER_OPTIONS, check_tokenizer_options, sigmoid, softmax
+from ..text import EncodedBatch
+from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, sigmoid, softmax
 
 _UNSET = "<unset>"  # transformers' "top_k not given" marker: results keep their legacy shape
 FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 
 
-class TextClassificationPipeline(Pipeline):
+class TextClassificationPipeline(TextPipeline):
     """Classify texts or text pairs; options as in transformers: top_k, function_to_apply, batch_size."""
 
     OPTIONS = {"top_k": _UNSET, "function_to_apply": None, "return_all_scores": None, **TOKENIZER_OPTIONS}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.encoder = TextEncoder(self.folder)
         config = self.folder.config
         self.id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
         self.logits_name = "logits" if "logits" in self.session.output_names else self.session.output_names[0]
@@ -71,10 +69,10 @@ class TextClassificationPipeline(Pipeline):
             f"{type(item).__name__}: {item!r:.80}. For text pairs pass {{'text': ..., 'text_pair': ...}}."
         )
 
-    def encode(self, batch: list[tuple[str, Optional[str]]], options: dict[str, Any]) -> EncodedBatch:
-        texts = [text for text, _ in batch]
-        pairs = [pair for _, pair in batch]
-        return self.encoder.encode(
+    def prepare(self, items: list[tuple[str, Optional[str]]], options: dict[str, Any]) -> list:
+        texts = [text for text, _ in items]
+        pairs = [pair for _, pair in items]
+        return self.encoder.tokenize(
             texts, pairs if any(p is not None for p in pairs) else None, options["truncation"], options["max_length"]
         )
 
