@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import checkpoints  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
 
 HEAD_OF_TASK = {"text-classification": "sequence-classification", "feature-extraction": "base"}
+ARCHS = ["bert", "distilbert", "roberta"]  # WordPiece (with and without token_type_ids) and byte-level BPE
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,20 @@ class ModelStore:
             exported = self.get(arch, task, **config)
             self._references[key] = transformers.pipeline(task, model=str(exported.checkpoint), device="cpu")
         return self._references[key]
+
+
+    def pair(self, arch: str, task: str, dtype: str = "fp32"):
+        """(onnxpipe pipeline on the export, transformers pipeline on the checkpoint) for one tiny model."""
+        from onnxpipe import pipeline
+
+        ours = pipeline(task, model=str(self.get(arch, task).onnx), dtype=dtype)
+        return ours, self.reference(arch, task)
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def arch(request) -> str:
+    """Each tiny architecture in turn."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -9,20 +9,12 @@ from checkpoints import LONG_TEXT, VARIED_TEXTS
 from onnxpipe import pipeline
 from parity import assert_same
 
-ARCHS = ["bert", "distilbert", "roberta"]
 INT8_MIN_COSINE = 0.95  # int8 on hidden-size-32 random models; real weights are held to 0.99 in test_real_minilm
-
-
-@pytest.fixture(scope="module", params=ARCHS)
-def arch(request):
-    return request.param
 
 
 @pytest.fixture(scope="module")
 def pair(models, arch):
-    exported = models.get(arch, "feature-extraction")
-    ours = pipeline("feature-extraction", model=str(exported.onnx), dtype="fp32")
-    return ours, models.reference(arch, "feature-extraction")
+    return models.pair(arch, "feature-extraction")
 
 
 def _mean_pool(tokens) -> np.ndarray:

@@ -11,7 +11,6 @@ from checkpoints import CORPUS, LONG_TEXT, VARIED_TEXTS
 from onnxpipe import pipeline
 from parity import assert_same, labels_of
 
-ARCHS = ["bert", "distilbert", "roberta"]
 INT8_MEDIAN_ATOL = 0.06  # int8 on tiny models: median over texts of the largest score difference
 INT8_MIN_AGREEMENT = 0.85  # int8 on tiny models: share of texts whose top label matches transformers
 PAIRS = [
@@ -21,16 +20,9 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module", params=ARCHS)
-def arch(request):
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def pair(models, arch):
-    exported = models.get(arch, "text-classification")
-    ours = pipeline("text-classification", model=str(exported.onnx), dtype="fp32")
-    return ours, models.reference(arch, "text-classification")
+    return models.pair(arch, "text-classification")
 
 
 def test_labels_depend_on_input(pair):
