@@ -6,9 +6,10 @@ returns numpy arrays ready for onnxruntime.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -48,6 +49,9 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(path))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
+        # one configured tokenizer per truncation limit, never reconfigured, so calls from many threads are safe
+        self._by_limit: dict[Optional[int], Any] = {None: self.tokenizer}
+        self._lock = threading.Lock()
         config = folder.read_json("tokenizer_config.json")
         self.model_max_length = _max_length(config, folder.config)
         self.padding_side = config.get("padding_side", "right")
@@ -70,14 +74,10 @@ class TextEncoder:
         raises, since the model cannot take it.
         """
         limit = self.model_max_length if max_length is None else max_length
-        if truncation and limit is not None:
-            self.tokenizer.enable_truncation(limit, strategy="longest_first")
-        else:
-            self.tokenizer.no_truncation()
         items = list(texts) if pairs is None else [
             (text, pair) if pair is not None else text for text, pair in zip(texts, pairs)
         ]
-        encodings = self.tokenizer.encode_batch(items)
+        encodings = self._truncating_at(limit if truncation else None).encode_batch(items)
         truncated = sum(1 for enc in encodings if enc.overflowing)
         if truncated:
             warnings.warn(
@@ -93,6 +93,18 @@ class TextEncoder:
                 "shorten it or pass truncation=True."
             )
         return encodings
+
+    def _truncating_at(self, limit: Optional[int]) -> Any:
+        """The tokenizer that truncates to `limit` tokens (longest_first, as transformers), None for no truncation."""
+        if limit not in self._by_limit:
+            with self._lock:
+                if limit not in self._by_limit:
+                    from tokenizers import Tokenizer
+
+                    tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
+                    tokenizer.enable_truncation(limit, strategy="longest_first")
+                    self._by_limit[limit] = tokenizer
+        return self._by_limit[limit]
 
     def pad(self, encodings: Sequence) -> EncodedBatch:
         """Pad encodings to the longest among them, on the tokenizer's padding side."""
