@@ -42,12 +42,17 @@ LOGIT_STD: float = 1.5
 #: Refuse a calibration that must scale the head up more than this (degenerate encoder).
 MAX_GAIN: float = 100.0
 
-ARCHS = ("bert", "distilbert", "roberta")
-HEADS = ("sequence-classification", "base")
-TOKENIZER_KINDS = ("wordpiece", "bpe")
+ARCHS = ("bert", "distilbert", "roberta", "xlmr")
+HEADS = ("sequence-classification", "base", "token-classification", "question-answering", "masked-lm")
+TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
 
 #: Which tokenizer each architecture uses.
-ARCH_TOKENIZER: Dict[str, str] = {"bert": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe"}
+ARCH_TOKENIZER: Dict[str, str] = {"bert": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe", "xlmr": "unigram"}
+
+#: BIO labels of the token-classification head
+NER_LABELS: tuple = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
+#: labels of an NLI head (zero-shot-classification finds "entailment" case-insensitively)
+NLI_LABELS: tuple = ("contradiction", "neutral", "entailment")
 
 #: Sentences the tiny tokenizers are trained on (English, accents, CJK, emoji, digits).
 CORPUS: tuple = (
@@ -150,6 +155,7 @@ WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 BPE_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 WORDPIECE_VOCAB_SIZE = 500
 BPE_VOCAB_SIZE = 700
+UNIGRAM_VOCAB_SIZE = 400
 
 
 def _train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int = 1) -> list:
@@ -241,6 +247,18 @@ def _trained_vocab(kind: str) -> Dict[str, bytes]:
         with tempfile.TemporaryDirectory() as tmp:
             files = tok.save_model(tmp)
             return {Path(f).name: Path(f).read_bytes() for f in files}
+    if kind == "unigram":
+        # SentencePiece unigram, as XLM-R and ALBERT ship; single-threaded training is deterministic.
+        import io
+
+        import sentencepiece as spm
+
+        model = io.BytesIO()  # in memory: a file path would be recorded in the model and differ per run
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=UNIGRAM_VOCAB_SIZE,
+            model_type="unigram", character_coverage=1.0, num_threads=1, minloglevel=2,
+        )
+        return {"sentencepiece.bpe.model": model.getvalue()}
     raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {TOKENIZER_KINDS}")
 
 
@@ -270,6 +288,9 @@ def build_tokenizer(
         if kind == "wordpiece":
             cls = getattr(transformers, tokenizer_class or "BertTokenizerFast")
             tok = cls(vocab_file=str(Path(tmp) / "vocab.txt"), model_max_length=model_max_length)
+        elif kind == "unigram":
+            cls = getattr(transformers, tokenizer_class or "XLMRobertaTokenizerFast")
+            tok = cls(vocab_file=str(Path(tmp) / "sentencepiece.bpe.model"), model_max_length=model_max_length)
         else:
             cls = getattr(transformers, tokenizer_class or "RobertaTokenizerFast")
             tok = cls(
@@ -283,14 +304,17 @@ def build_tokenizer(
 
 # --------------------------------------------------------------------------- models
 
-_MODEL_CLASSES = {
-    ("bert", "sequence-classification"): "BertForSequenceClassification",
-    ("bert", "base"): "BertModel",
-    ("distilbert", "sequence-classification"): "DistilBertForSequenceClassification",
-    ("distilbert", "base"): "DistilBertModel",
-    ("roberta", "sequence-classification"): "RobertaForSequenceClassification",
-    ("roberta", "base"): "RobertaModel",
+_CLASS_PREFIX = {"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "xlmr": "XLMRoberta"}
+_HEAD_SUFFIX = {
+    "sequence-classification": "ForSequenceClassification",
+    "base": "Model",
+    "token-classification": "ForTokenClassification",
+    "question-answering": "ForQuestionAnswering",
+    "masked-lm": "ForMaskedLM",
 }
+_MODEL_CLASSES = {(a, h): _CLASS_PREFIX[a] + _HEAD_SUFFIX[h] for a in _CLASS_PREFIX for h in _HEAD_SUFFIX}
+#: heads whose final Linear is calibrated so its argmax depends on the input
+_CALIBRATED_HEADS = ("sequence-classification", "token-classification", "question-answering")
 
 
 def _config(arch: str, tok, max_length: int, initializer_range: float, **overrides: Any):
@@ -324,9 +348,10 @@ def _config(arch: str, tok, max_length: int, initializer_range: float, **overrid
             **common,
             **overrides,
         )
-    elif arch == "roberta":
+    elif arch in ("roberta", "xlmr"):
         # RoBERTa's positions start at padding_idx + 1 (= 2), so it needs 2 extra rows.
-        cfg = transformers.RobertaConfig(
+        config_class = transformers.RobertaConfig if arch == "roberta" else transformers.XLMRobertaConfig
+        cfg = config_class(
             hidden_size=32,
             num_hidden_layers=2,
             num_attention_heads=2,
@@ -375,7 +400,9 @@ def _calibrate_head(model, tok, logit_std: float) -> None:
             model(**batch)
     finally:
         hook.remove()
-    feats = captured[0].double()  # (N, H): the input of the final Linear
+    feats = captured[0].double()  # (N, H) or, for token-level heads, (N, S, H): the input of the final Linear
+    if feats.ndim == 3:
+        feats = feats[batch["attention_mask"].bool()]  # real tokens only
     mean = feats.mean(0)
     with torch.no_grad():
         w = layer.weight.double()
@@ -408,10 +435,12 @@ def build_checkpoint(
 ) -> Path:
     """Build a tiny random ``arch`` checkpoint with ``head`` into ``folder``; return it.
 
-    ``arch``: "bert" | "distilbert" | "roberta"; ``head``: "sequence-classification" |
-    "base" (bare encoder, for feature-extraction). bert/distilbert get the wordpiece
-    tokenizer (DistilBERT's class, which emits no token_type_ids), roberta the byte-level
-    BPE one, with ``model_max_length=max_length``. ``labels`` names the classes (default
+    ``arch``: "bert" | "distilbert" | "roberta" | "xlmr"; ``head``: "sequence-classification" |
+    "base" (bare encoder, for feature-extraction) | "token-classification" (BIO labels
+    :data:`NER_LABELS` by default) | "question-answering" | "masked-lm". bert/distilbert get
+    the wordpiece tokenizer (DistilBERT's class, which emits no token_type_ids), roberta the
+    byte-level BPE one, xlmr a SentencePiece unigram one, with ``model_max_length=max_length``.
+    For an NLI model pass ``labels=NLI_LABELS``. ``labels`` names the classes (default
     :func:`default_labels`). Extra keyword arguments (``problem_type=...``) go into the
     config. Weights are drawn N(0, ``initializer_range``) under ``torch.manual_seed(seed)``;
     a classification head is then rescaled so that its logits over :data:`CORPUS` have
@@ -431,7 +460,13 @@ def build_checkpoint(
         ARCH_TOKENIZER[arch], folder, model_max_length=max_length, tokenizer_class=tok_class
     )
 
-    if head == "sequence-classification":
+    if head == "token-classification" and labels is None:
+        labels = NER_LABELS
+    if labels is not None:
+        num_labels = len(labels)
+    if head == "question-answering":
+        config_overrides = dict(num_labels=2, **config_overrides)  # start and end logits
+    if head in ("sequence-classification", "token-classification"):
         names = list(labels) if labels is not None else default_labels(num_labels)
         if len(names) != num_labels:
             raise ValueError(f"{len(names)} labels given for num_labels={num_labels}")
@@ -450,7 +485,7 @@ def build_checkpoint(
         torch.manual_seed(seed)
         model = model_cls(cfg)
     model.eval()
-    if head == "sequence-classification":
+    if head in _CALIBRATED_HEADS:
         _calibrate_head(model, tok, logit_std)
     model.save_pretrained(str(folder), safe_serialization=True)
     return folder

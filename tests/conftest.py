@@ -16,8 +16,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import checkpoints  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
 
-HEAD_OF_TASK = {"text-classification": "sequence-classification", "feature-extraction": "base"}
-ARCHS = ["bert", "distilbert", "roberta"]  # WordPiece (with and without token_type_ids) and byte-level BPE
+HEAD_OF_TASK = {
+    "text-classification": "sequence-classification",
+    "feature-extraction": "base",
+    "token-classification": "token-classification",
+    "question-answering": "question-answering",
+    "fill-mask": "masked-lm",
+    "zero-shot-classification": "sequence-classification",  # pass labels=checkpoints.NLI_LABELS
+}
+ARCHS = ["bert", "distilbert", "roberta", "xlmr"]  # WordPiece (with and without token_type_ids), byte-level BPE, SentencePiece unigram
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def test_config_matches_tokenizer(built, arch):
     assert cfg.id2label == {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"}
     assert cfg.label2id == {"NEGATIVE": 0, "NEUTRAL": 1, "POSITIVE": 2}
     assert (folder / "model.safetensors").is_file()
-    if arch == "roberta":
+    if arch in ("roberta", "xlmr"):
         assert cfg.max_position_embeddings == MAXLEN + 2  # positions start at pad_token_id + 1
         assert (cfg.bos_token_id, cfg.eos_token_id) == (tok.bos_token_id, tok.eos_token_id)
         assert "token_type_ids" not in tok("hi")
@@ -210,8 +210,9 @@ def test_labels_argument_and_validation(tmp_path):
         "bert", "sequence-classification", tmp_path / "a", num_labels=2, labels=["no", "yes"]
     )
     assert transformers.AutoConfig.from_pretrained(str(folder)).id2label == {0: "no", 1: "yes"}
-    with pytest.raises(ValueError):
-        checkpoints.build_checkpoint("bert", "sequence-classification", tmp_path / "b", num_labels=2, labels=["x"])
+    # labels, when given, set the label count
+    folder = checkpoints.build_checkpoint("bert", "sequence-classification", tmp_path / "b", num_labels=2, labels=["x"])
+    assert transformers.AutoConfig.from_pretrained(str(folder)).num_labels == 1
     with pytest.raises(ValueError):
         checkpoints.build_checkpoint("gpt2", "base", tmp_path / "c")
     with pytest.raises(ValueError, match="degenerate"):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from checkpoints import LONG_TEXT, VARIED_TEXTS
 from onnxpipe import pipeline
 
 
+@pytest.mark.filterwarnings("ignore:.*truncated:UserWarning")
 def test_shared_pipeline_across_threads(models):
     classify = pipeline("text-classification", model=str(models.get("roberta", "text-classification").onnx))
     calls = [

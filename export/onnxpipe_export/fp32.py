@@ -28,7 +28,7 @@ class Fp32Choice:
 
 def _failure(figures: dict[str, Any], recipe: ExportTask, inputs: str) -> ValidationError:
     return ValidationError(
-        f"The fp32 ONNX graph differs from torch: max_abs_diff {figures['max_abs_diff']:.3g} on {recipe.output!r} "
+        f"The fp32 ONNX graph differs from torch: max_abs_diff {figures['max_abs_diff']:.3g} on {', '.join(recipe.outputs)} "
         f"exceeds the tolerance {figures['tolerance']:.3g} (1e-4 x max(1, max |reference|)), on {inputs}. "
         "Nothing was written. The architecture may use an op that exports incorrectly; "
         "pass validate=False (--no-validate) to write it anyway."

@@ -19,9 +19,12 @@ class ExportTask:
     task: str  # canonical pipeline task name
     optimum_task: str  # task name for optimum.exporters.onnx.main_export
     model_class: str  # transformers auto class that loads the torch reference
-    output: str  # output compared against torch
+    outputs: tuple[str, ...]  # outputs compared against torch (several are stacked on a new last axis)
     token_level: bool  # output has a sequence axis: compare only where attention_mask == 1
-    metric: str  # "top1" (fraction of rows whose argmax agrees) or "cosine" (min cosine of mean-pooled rows)
+    # "top1": fraction of rows (real tokens when token-level) whose argmax over the last axis agrees;
+    # "span": fraction of rows whose argmax over the real tokens agrees, per output (QA start/end);
+    # "cosine": min cosine of mean-pooled rows
+    metric: str
     text_pairs: bool = False  # also validate on a batch of text pairs
     # optimum's library_name: without it, a folder holding sentence_*.json files is exported as a whole
     # sentence-transformers model (outputs token_embeddings + sentence_embedding, not the transformers outputs)
@@ -35,16 +38,50 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             task="text-classification",
             optimum_task="text-classification",
             model_class="AutoModelForSequenceClassification",
-            output="logits",
+            outputs=("logits",),
             token_level=False,
             metric="top1",
             text_pairs=True,
         ),
         ExportTask(
+            task="zero-shot-classification",
+            optimum_task="text-classification",
+            model_class="AutoModelForSequenceClassification",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            text_pairs=True,
+        ),
+        ExportTask(
+            task="token-classification",
+            optimum_task="token-classification",
+            model_class="AutoModelForTokenClassification",
+            outputs=("logits",),
+            token_level=True,
+            metric="top1",
+        ),
+        ExportTask(
+            task="question-answering",
+            optimum_task="question-answering",
+            model_class="AutoModelForQuestionAnswering",
+            outputs=("start_logits", "end_logits"),
+            token_level=True,
+            metric="span",
+            text_pairs=True,
+        ),
+        ExportTask(
+            task="fill-mask",
+            optimum_task="fill-mask",
+            model_class="AutoModelForMaskedLM",
+            outputs=("logits",),
+            token_level=True,
+            metric="top1",
+        ),
+        ExportTask(
             task="feature-extraction",
             optimum_task="feature-extraction",
             model_class="AutoModel",
-            output="last_hidden_state",
+            outputs=("last_hidden_state",),
             token_level=True,
             metric="cosine",
         ),

@@ -129,9 +129,13 @@ class TorchReference:
             for batch in samples.batches:
                 kwargs = {k: torch.from_numpy(v) for k, v in batch.feeds.items() if k in self._accepted}
                 out = self.model(**kwargs)
-                value = out[self.recipe.output]
-                results.append(value.float().numpy())
+                results.append(_stacked([out[name].float().numpy() for name in self.recipe.outputs]))
         return results
+
+
+def _stacked(values: list[np.ndarray]) -> np.ndarray:
+    """One output as it is; several (e.g. start and end logits) stacked on a new last axis."""
+    return values[0] if len(values) == 1 else np.stack(values, axis=-1)
 
 
 def onnx_outputs(path: Path, recipe: ExportTask, samples: Samples) -> list[np.ndarray]:
@@ -142,8 +146,9 @@ def onnx_outputs(path: Path, recipe: ExportTask, samples: Samples) -> list[np.nd
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    if recipe.output not in names:
-        raise ConversionError(f"{path.name} has outputs {names}, not {recipe.output!r} as task {recipe.task!r} needs.")
+    missing = [name for name in recipe.outputs if name not in names]
+    if missing:
+        raise ConversionError(f"{path.name} has outputs {names}, not {missing} as task {recipe.task!r} needs.")
     results = []
     for batch in samples.batches:
         feeds = {}
@@ -155,7 +160,8 @@ def onnx_outputs(path: Path, recipe: ExportTask, samples: Samples) -> list[np.nd
             else:
                 raise ConversionError(f"{path.name} needs input {spec.name!r}, which the tokenizer does not produce.")
             feeds[spec.name] = value.astype(_ORT_INT_TYPES.get(spec.type, value.dtype), copy=False)
-        results.append(session.run([recipe.output], feeds)[0].astype(np.float32, copy=False))
+        values = session.run(list(recipe.outputs), feeds)
+        results.append(_stacked([v.astype(np.float32, copy=False) for v in values]))
     return results
 
 
@@ -186,15 +192,19 @@ def compare(
     for out, ref, batch in zip(outputs, reference, samples.batches):
         ours, theirs = _compared(out, batch, recipe.token_level), _compared(ref, batch, recipe.token_level)
         diffs.append(float(np.abs(ours - theirs).max()))
-        if recipe.metric == "top1":
-            agree += int((out.argmax(axis=-1) == ref.argmax(axis=-1)).sum())
-            rows += out.shape[0]
+        if recipe.metric == "top1":  # argmax over the last axis, per row (per real token when token-level)
+            agree += int((ours.argmax(axis=-1) == theirs.argmax(axis=-1)).sum())
+            rows += ours.shape[0]
+        elif recipe.metric == "span":  # argmax over the real tokens of each row, per stacked output (QA start/end)
+            masked = np.where(batch.mask.astype(bool)[..., None], 1.0, -np.inf)
+            agree += int(((out * masked).argmax(axis=1) == (ref * masked).argmax(axis=1)).sum())
+            rows += out.shape[0] * out.shape[-1]
         else:
             a, b = _mean_pool(out, batch.mask), _mean_pool(ref, batch.mask)
             norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
             cosines.extend(((a * b).sum(axis=1) / np.maximum(norms, 1e-12)).tolist())
     figures: dict[str, Optional[float]] = {"max_abs_diff": max(diffs), "tolerance": tolerance}
-    if recipe.metric == "top1":
+    if recipe.metric in ("top1", "span"):
         figures["top1_agreement"] = agree / rows
     else:
         figures["min_cosine"] = float(min(cosines))
