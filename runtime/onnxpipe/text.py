@@ -49,8 +49,8 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(path))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        # one configured tokenizer per truncation limit, never reconfigured, so calls from many threads are safe
-        self._by_limit: dict[Optional[int], Any] = {None: self.tokenizer}
+        # one configured tokenizer per truncation setting, never reconfigured, so calls from many threads are safe
+        self._configured: dict[tuple, Any] = {(None, 0, "longest_first"): self.tokenizer}
         self._lock = threading.Lock()
         config = folder.read_json("tokenizer_config.json")
         self.model_max_length = _max_length(config, folder.config)
@@ -77,7 +77,7 @@ class TextEncoder:
         items = list(texts) if pairs is None else [
             (text, pair) if pair is not None else text for text, pair in zip(texts, pairs)
         ]
-        encodings = self._truncating_at(limit if truncation else None).encode_batch(items)
+        encodings = self.configured(limit if truncation else None).encode_batch(items)
         truncated = sum(1 for enc in encodings if enc.overflowing)
         if truncated:
             warnings.warn(
@@ -94,17 +94,20 @@ class TextEncoder:
             )
         return encodings
 
-    def _truncating_at(self, limit: Optional[int]) -> Any:
-        """The tokenizer that truncates to `limit` tokens (longest_first, as transformers), None for no truncation."""
-        if limit not in self._by_limit:
+    def configured(self, limit: Optional[int], stride: int = 0, strategy: str = "longest_first") -> Any:
+        """A Rust tokenizer that truncates to `limit` tokens (None: no truncation), keeping `stride` tokens of
+        overlap in its overflowing windows, with transformers' strategy names (longest_first, only_first,
+        only_second). Built once per setting and never changed, so it may be shared by threads."""
+        key = (limit, stride if limit is not None else 0, strategy if limit is not None else "longest_first")
+        if key not in self._configured:
             with self._lock:
-                if limit not in self._by_limit:
+                if key not in self._configured:
                     from tokenizers import Tokenizer
 
                     tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
-                    tokenizer.enable_truncation(limit, strategy="longest_first")
-                    self._by_limit[limit] = tokenizer
-        return self._by_limit[limit]
+                    tokenizer.enable_truncation(limit, stride=stride, strategy=strategy)
+                    self._configured[key] = tokenizer
+        return self._configured[key]
 
     def pad(self, encodings: Sequence) -> EncodedBatch:
         """Pad encodings to the longest among them, on the tokenizer's padding side."""
