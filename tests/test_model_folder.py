@@ -41,7 +41,8 @@ def test_transformers_js_layout(exported, tmp_path):
     assert opened.variants() == {"fp32": "onnx/model.onnx", "int8": "onnx/model_quantized.onnx"}
     assert opened.default_dtype("cpu") == "int8" and opened.default_dtype("cuda") == "fp32"
     ours = pipeline(model=str(folder), dtype="q8")
-    assert ours.model_path.name == "model_quantized.onnx"
+    assert ours.model_path.name == "model_quantized.onnx" and ours.dtype == "int8"
+    assert pipeline(model=str(folder)).dtype == "int8"  # the CPU default without a manifest
     reference = pipeline("text-classification", model=str(exported), dtype="int8")
     assert_same(ours(list(VARIED_TEXTS)), reference(list(VARIED_TEXTS)), atol=0)
 
@@ -53,7 +54,7 @@ def test_plain_optimum_export_layout(models, tmp_path):
     (folder / "onnxpipe.json").unlink()
     (folder / "model_quantized.onnx").unlink()
     ours = pipeline(model=str(folder))
-    assert ours.task == "feature-extraction" and ours.model_path.name == "model.onnx"
+    assert ours.task == "feature-extraction" and ours.model_path.name == "model.onnx" and ours.dtype == "fp32"
 
 
 @pytest.mark.parametrize("spelling, name", [("float32", "fp32"), ("Q8", "int8"), ("float16", "fp16"), ("int4", "q4")])

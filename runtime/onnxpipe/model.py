@@ -111,7 +111,10 @@ class ModelFolder:
         path = self.path / name
         if not path.is_file():
             return {}
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise MissingModelFileError(f"{path} is not valid JSON ({exc}); restore it or re-export the model.") from exc
 
     def require(self, name: str, why: str) -> Path:
         """The path of a file the pipeline cannot run without; MissingModelFileError saying why when absent."""

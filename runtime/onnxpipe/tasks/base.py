@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
+from ..manifest import dtype_of_filename
 from ..model import ModelFolder
 from ..session import OnnxSession, parse_device
 
@@ -37,7 +38,7 @@ class Pipeline:
         self.device = device
         device_kind, _ = parse_device(device)
         self.model_path = self.folder.onnx_file(dtype, device_kind)
-        self.dtype = dtype
+        self.dtype = dtype_of_filename(self.model_path.name)  # the variant actually loaded
         self.session = OnnxSession(self.model_path, device, intra_op_num_threads)
         self.defaults = self.check_options(options)
 
