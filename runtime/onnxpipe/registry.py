@@ -14,16 +14,22 @@ from .errors import InvalidOptionError, UnknownTaskError
 TASKS: dict[str, str] = {
     "text-classification": "text_classification:TextClassificationPipeline",
     "feature-extraction": "feature_extraction:FeatureExtractionPipeline",
+    "token-classification": "token_classification:TokenClassificationPipeline",
+    "fill-mask": "fill_mask:FillMaskPipeline",
+    "zero-shot-classification": "zero_shot_classification:ZeroShotClassificationPipeline",
 }
 
 # transformers' aliases
 ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
 }
 
 # config.json `architectures` suffix -> task, for folders that carry no manifest
 ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForSequenceClassification": "text-classification",
+    "ForTokenClassification": "token-classification",
+    "ForMaskedLM": "fill-mask",
     "Model": "feature-extraction",
 }
 

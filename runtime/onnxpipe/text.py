@@ -53,11 +53,12 @@ class TextEncoder:
         self._configured: dict[tuple, Any] = {(None, 0, "longest_first"): self.tokenizer}
         self._lock = threading.Lock()
         config = folder.read_json("tokenizer_config.json")
+        self._special_sources = (config, folder.read_json("special_tokens_map.json"))
         self.model_max_length = _max_length(config, folder.config)
         self.padding_side = config.get("padding_side", "right")
-        self.pad_token = _token_text(config.get("pad_token")) or _token_text(
-            folder.read_json("special_tokens_map.json").get("pad_token")
-        )
+        # transformers' fast tokenizers clean up spaces before punctuation after decoding when this is set
+        self.clean_up_spaces = bool(config.get("clean_up_tokenization_spaces", False))
+        self.pad_token = self.special_token("pad_token")
         pad_id = self.tokenizer.token_to_id(self.pad_token) if self.pad_token else None
         self.pad_id = pad_id if pad_id is not None else int(folder.config.get("pad_token_id") or 0)
 
@@ -67,9 +68,11 @@ class TextEncoder:
         pairs: Optional[Sequence[Optional[str]]] = None,
         truncation: bool = True,
         max_length: Optional[int] = None,
+        strategy: str = "longest_first",
     ) -> list:
         """Tokenize texts (with optional second texts) into unpadded encodings, truncated to the model's limit.
 
+        `strategy` is transformers' truncation strategy for pairs (longest_first, only_first, only_second).
         Truncation warns with the count of inputs it shortened; with truncation=False an over-long input
         raises, since the model cannot take it.
         """
@@ -77,7 +80,7 @@ class TextEncoder:
         items = list(texts) if pairs is None else [
             (text, pair) if pair is not None else text for text, pair in zip(texts, pairs)
         ]
-        encodings = self.configured(limit if truncation else None).encode_batch(items)
+        encodings = self.configured(limit if truncation else None, strategy=strategy).encode_batch(items)
         truncated = sum(1 for enc in encodings if enc.overflowing)
         if truncated:
             warnings.warn(
@@ -93,6 +96,21 @@ class TextEncoder:
                 "shorten it or pass truncation=True."
             )
         return encodings
+
+    def special_token(self, name: str) -> Optional[str]:
+        """A special token's text ("pad_token", "unk_token", "mask_token"...) from tokenizer_config.json, else
+        special_tokens_map.json; None when neither names it."""
+        for source in self._special_sources:
+            token = _token_text(source.get(name))
+            if isinstance(token, str) and token:
+                return token
+        return None
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Token ids to text as transformers' fast tokenizers decode them: the Rust decoder, then
+        `clean_up_tokenization` when tokenizer_config.json sets clean_up_tokenization_spaces."""
+        text = self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        return clean_up_tokenization(text) if self.clean_up_spaces else text
 
     def configured(self, limit: Optional[int], stride: int = 0, strategy: str = "longest_first") -> Any:
         """A Rust tokenizer that truncates to `limit` tokens (None: no truncation), keeping `stride` tokens of
@@ -123,6 +141,14 @@ class TextEncoder:
             mask[row, cols] = 1
             types[row, cols] = enc.type_ids
         return EncodedBatch(ids, mask, types)
+
+
+def clean_up_tokenization(text: str) -> str:
+    """transformers' `clean_up_tokenization`: drop the space before punctuation and English contractions."""
+    for before, after in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                          (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        text = text.replace(before, after)
+    return text
 
 
 def _token_text(token) -> Optional[str]:
