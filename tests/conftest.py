@@ -83,6 +83,18 @@ def arch(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The transformers references run tiny models: one torch thread is faster than two, many times so
+    when the cores are shared with onnxruntime or other processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> ModelStore:
     return ModelStore(tmp_path_factory.mktemp("models"))

@@ -44,17 +44,6 @@ def masked(template: str, mask: str) -> str:
     return template.replace("{mask}", mask)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_one_thread():
-    """The transformers reference runs ~15x faster on one torch thread when the 2 cores are shared."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pair(models, arch):
     return models.pair(arch, "fill-mask")

@@ -42,17 +42,6 @@ def plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The reference runs tiny models: one torch thread is faster than two on 2 shared cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pair(models, arch):
     return models.pair(arch, TASK)
