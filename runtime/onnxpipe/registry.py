@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "text-classification": "text_classification:TextClassificationPipeline",
     "feature-extraction": "feature_extraction:FeatureExtractionPipeline",
     "token-classification": "token_classification:TokenClassificationPipeline",
+    "question-answering": "question_answering:QuestionAnsweringPipeline",
     "fill-mask": "fill_mask:FillMaskPipeline",
     "zero-shot-classification": "zero_shot_classification:ZeroShotClassificationPipeline",
 }
@@ -29,6 +30,7 @@ ALIASES: dict[str, str] = {
 ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForSequenceClassification": "text-classification",
     "ForTokenClassification": "token-classification",
+    "ForQuestionAnswering": "question-answering",
     "ForMaskedLM": "fill-mask",
     "Model": "feature-extraction",
 }

@@ -40,7 +40,12 @@ class Pipeline:
         self.model_path = self.folder.onnx_file(dtype, device_kind)
         self.dtype = dtype_of_filename(self.model_path.name)  # the variant actually loaded
         self.session = OnnxSession(self.model_path, device, intra_op_num_threads)
+        self.setup()
         self.defaults = self.check_options(options)
+
+    def setup(self) -> None:
+        """Load what the task needs beside the session (tokenizer, label maps...), before options are checked,
+        so option checks may use it. Subclasses extend it and call super().setup() first."""
 
     # -- options -------------------------------------------------------------------------------
     def check_options(self, options: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:

@@ -37,8 +37,8 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 class TextPipeline(Pipeline):
     """A pipeline whose inputs are tokenized by the model folder's tokenizer."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def setup(self) -> None:
+        super().setup()
         self.encoder = TextEncoder(self.folder)
 
     def collate(self, pieces: Sequence[Any], options: dict[str, Any]) -> EncodedBatch:

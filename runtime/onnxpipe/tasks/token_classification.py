@@ -73,8 +73,8 @@ class TokenClassificationPipeline(TextPipeline):
         **TOKENIZER_OPTIONS,
     }
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)  # checks option names and values; limits are checked below
+    def setup(self) -> None:
+        super().setup()
         config = self.folder.config
         num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
         self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
@@ -82,7 +82,6 @@ class TokenClassificationPipeline(TextPipeline):
         self.logits_name = "logits" if "logits" in self.session.output_names else self.session.output_names[0]
         unk = self.encoder.special_token("unk_token")
         self.text = TokenText(self.encoder.tokenizer, self.encoder.tokenizer.token_to_id(unk) if unk else None)
-        self.defaults = self.check_options({}, self.defaults)  # now with the tokenizer: stride vs window length
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         """Entities of one string (a list of dicts) or of a list of strings (a list of such lists)."""
