@@ -98,3 +98,47 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> ModelStore:
     return ModelStore(tmp_path_factory.mktemp("models"))
+
+
+class VisionStore:
+    """Builds and exports each tiny vision model (vision_checkpoints.py) once per session, with its references."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._exported: dict[str, Exported] = {}
+        self._references: dict[str, Any] = {}
+
+    def get(self, arch: str) -> Exported:
+        if arch not in self._exported:
+            import vision_checkpoints
+            from onnxpipe_export import export
+
+            task = vision_checkpoints.BUILDERS[arch][0]
+            checkpoint = vision_checkpoints.build_vision_checkpoint(arch, self.root / "ckpt" / arch)
+            onnx = self.root / "onnx" / arch
+            with warnings.catch_warnings():  # int8 on tiny random models loses top-1 on some rows: expected
+                warnings.simplefilter("ignore")
+                export(str(checkpoint), task=task, output=str(onnx), dtype=["fp32", "int8"], quiet=True)
+            self._exported[arch] = Exported(checkpoint, onnx, task)
+        return self._exported[arch]
+
+    def reference(self, arch: str):
+        """transformers.pipeline on the same checkpoint: the parity reference."""
+        if arch not in self._references:
+            import transformers
+
+            exported = self.get(arch)
+            self._references[arch] = transformers.pipeline(exported.task, model=str(exported.checkpoint), device="cpu")
+        return self._references[arch]
+
+    def pair(self, arch: str, dtype: str = "fp32"):
+        """(onnxpipe pipeline on the export, transformers pipeline on the checkpoint)."""
+        from onnxpipe import pipeline
+
+        exported = self.get(arch)
+        return pipeline(exported.task, model=str(exported.onnx), dtype=dtype), self.reference(arch)
+
+
+@pytest.fixture(scope="session")
+def vision_models(tmp_path_factory) -> VisionStore:
+    return VisionStore(tmp_path_factory.mktemp("vision_models"))

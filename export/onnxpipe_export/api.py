@@ -154,7 +154,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     _place_fp32(choice.path, fp32_path)
     validations: dict[str, Optional[dict[str, Any]]] = {"fp32": choice.figures}
     quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
-    calibration = build_calibration(source.path, source.config) if "int8" in plan.dtypes else []
+    calibration = build_calibration(source.path, source.config, recipe.modality) if "int8" in plan.dtypes else []
     for dtype in plan.dtypes:
         if dtype == "fp32":
             continue

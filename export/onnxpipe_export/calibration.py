@@ -28,8 +28,13 @@ CALIBRATION_TEXTS: tuple[str, ...] = (
 )
 
 
-def build_calibration(source: Path, config: dict[str, Any]) -> list[Batch]:
-    """Tokenize each calibration text on its own (no padding) with the checkpoint's tokenizer."""
+def build_calibration(source: Path, config: dict[str, Any], modality: str = "text") -> list[Batch]:
+    """Tokenize each calibration text on its own (no padding) with the checkpoint's tokenizer; image
+    models get generated pictures, one per batch."""
+    if modality != "text":
+        from .image_samples import build_image_calibration
+
+        return build_image_calibration(source, with_text=modality == "image-text")
     tokenizer = load_tokenizer(source)
     limit = max_length(tokenizer, config)
     return [

@@ -23,6 +23,8 @@ ORT_MODEL_TYPES: dict[str, str] = {
     "mpnet": "bert",
     "albert": "bert",
     "deberta-v2": "bert",
+    # vision: fuses SkipLayerNorm / BiasGelu (attention stays unfused on tiny ViTs); int8 on top still validates
+    "vit": "vit",
 }
 
 

@@ -21,7 +21,7 @@ class ExportTask:
     model_class: str  # transformers auto class that loads the torch reference
     outputs: tuple[str, ...]  # outputs compared against torch (several are stacked on a new last axis)
     token_level: bool  # output has a sequence axis: compare only where attention_mask == 1
-    # "top1": fraction of rows (real tokens when token-level) whose argmax over the last axis agrees;
+    # "top1": fraction of rows (real tokens when token-level) whose argmax over class_axis agrees;
     # "span": fraction of rows whose argmax over the real tokens agrees, per output (QA start/end);
     # "cosine": min cosine of mean-pooled rows
     metric: str
@@ -29,6 +29,10 @@ class ExportTask:
     # optimum's library_name: without it, a folder holding sentence_*.json files is exported as a whole
     # sentence-transformers model (outputs token_embeddings + sentence_embedding, not the transformers outputs)
     optimum_library: str = "transformers"
+    # "image": validated and calibrated on generated pictures (image_samples.py); "image-text": pictures
+    # plus tokenized captions (CLIP)
+    modality: str = "text"
+    class_axis: int = -1  # the axis "top1" takes the argmax over (1 for per-pixel logits (B, C, H, W))
 
 
 EXPORT_TASKS: dict[str, ExportTask] = {
@@ -84,6 +88,43 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             outputs=("last_hidden_state",),
             token_level=True,
             metric="cosine",
+        ),
+        ExportTask(
+            task="image-classification",
+            optimum_task="image-classification",
+            model_class="AutoModelForImageClassification",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            modality="image",
+        ),
+        ExportTask(  # top1 over each query's class logits joined with its box: a changed box also counts
+            task="object-detection",
+            optimum_task="object-detection",
+            model_class="AutoModelForObjectDetection",
+            outputs=("logits", "pred_boxes"),
+            token_level=False,
+            metric="top1",
+            modality="image",
+        ),
+        ExportTask(
+            task="image-segmentation",
+            optimum_task="semantic-segmentation",
+            model_class="AutoModelForSemanticSegmentation",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            modality="image",
+            class_axis=1,
+        ),
+        ExportTask(
+            task="zero-shot-image-classification",
+            optimum_task="zero-shot-image-classification",
+            model_class="AutoModelForZeroShotImageClassification",
+            outputs=("logits_per_image",),
+            token_level=False,
+            metric="top1",
+            modality="image-text",
         ),
     )
 }

@@ -49,9 +49,11 @@ class Batch:
 
     @property
     def mask(self) -> np.ndarray:
-        """The attention mask; all ones when the tokenizer gives none."""
+        """The attention mask; all ones when the tokenizer gives none (one column per image for image batches)."""
         if "attention_mask" in self.feeds:
             return self.feeds["attention_mask"]
+        if "input_ids" not in self.feeds:
+            return np.ones((len(next(iter(self.feeds.values()))), 1), dtype=np.int64)
         return np.ones_like(self.feeds["input_ids"])
 
 
@@ -93,7 +95,12 @@ def load_tokenizer(source: Path) -> Any:
 
 
 def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> Samples:
-    """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer."""
+    """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer;
+    image tasks get generated pictures processed by the checkpoint's image processor instead."""
+    if recipe.modality != "text":
+        from .image_samples import build_image_samples
+
+        return build_image_samples(source, with_text=recipe.modality == "image-text")
     tokenizer = load_tokenizer(source)
     options = dict(padding=True, truncation=True, max_length=max_length(tokenizer, config), return_tensors="np")
     batches = [Batch(dict(tokenizer(list(SAMPLE_TEXTS), **options)))]
@@ -134,8 +141,13 @@ class TorchReference:
 
 
 def _stacked(values: list[np.ndarray]) -> np.ndarray:
-    """One output as it is; several (e.g. start and end logits) stacked on a new last axis."""
-    return values[0] if len(values) == 1 else np.stack(values, axis=-1)
+    """One output as it is; several stacked on a new last axis (start and end logits), or joined on the last
+    axis when their last sizes differ (detection logits and boxes)."""
+    if len(values) == 1:
+        return values[0]
+    if len({v.shape for v in values}) == 1:
+        return np.stack(values, axis=-1)
+    return np.concatenate(values, axis=-1)
 
 
 def onnx_outputs(path: Path, recipe: ExportTask, samples: Samples) -> list[np.ndarray]:
@@ -192,9 +204,10 @@ def compare(
     for out, ref, batch in zip(outputs, reference, samples.batches):
         ours, theirs = _compared(out, batch, recipe.token_level), _compared(ref, batch, recipe.token_level)
         diffs.append(float(np.abs(ours - theirs).max()))
-        if recipe.metric == "top1":  # argmax over the last axis, per row (per real token when token-level)
+        if recipe.metric == "top1":  # argmax over the class axis, per row (per real token / query / pixel)
+            ours, theirs = np.moveaxis(ours, recipe.class_axis, -1), np.moveaxis(theirs, recipe.class_axis, -1)
             agree += int((ours.argmax(axis=-1) == theirs.argmax(axis=-1)).sum())
-            rows += ours.shape[0]
+            rows += int(np.prod(ours.shape[:-1]))  # every argmax position (e.g. each detection query)
         elif recipe.metric == "span":  # argmax over the real tokens of each row, per stacked output (QA start/end)
             masked = np.where(batch.mask.astype(bool)[..., None], 1.0, -np.inf)
             agree += int(((out * masked).argmax(axis=1) == (ref * masked).argmax(axis=1)).sum())

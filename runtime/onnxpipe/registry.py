@@ -18,6 +18,10 @@ TASKS: dict[str, str] = {
     "question-answering": "question_answering:QuestionAnsweringPipeline",
     "fill-mask": "fill_mask:FillMaskPipeline",
     "zero-shot-classification": "zero_shot_classification:ZeroShotClassificationPipeline",
+    "image-classification": "image_classification:ImageClassificationPipeline",
+    "object-detection": "object_detection:ObjectDetectionPipeline",
+    "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
+    "zero-shot-image-classification": "zero_shot_image_classification:ZeroShotImageClassificationPipeline",
 }
 
 # transformers' aliases
@@ -32,6 +36,10 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForTokenClassification": "token-classification",
     "ForQuestionAnswering": "question-answering",
     "ForMaskedLM": "fill-mask",
+    "ForImageClassification": "image-classification",
+    "ForObjectDetection": "object-detection",
+    "ForSemanticSegmentation": "image-segmentation",
+    "CLIPModel": "zero-shot-image-classification",  # before "Model", which would read it as feature-extraction
     "Model": "feature-extraction",
 }
 

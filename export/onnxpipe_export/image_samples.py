@@ -1,0 +1,76 @@
+"""Image samples for validating and calibrating vision exports: generated pictures, processed by the
+checkpoint's own transformers image processor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConversionError, first_line
+from .validate import Batch, Samples
+
+# (height, width) of each validation batch; two different pictures per batch so batches need no padding
+# (DETR / YOLOS graphs take no pixel_mask)
+VALIDATION_SIZES: tuple[tuple[int, int], ...] = ((64, 48), (40, 96), (57, 57))
+CALIBRATION_SIZES: tuple[tuple[int, int], ...] = ((48, 64), (96, 40), (50, 50), (72, 30))
+# captions every picture is scored against, for image-text models (CLIP)
+CAPTIONS: tuple[str, ...] = ("a photo of a cat.", "a diagram", "This is a photo of a red car on a street.", "snow")
+
+
+def generated_image(height: int, width: int, seed: int) -> np.ndarray:
+    """An HWC uint8 picture: a colour gradient, a bright rectangle and noise, varied by `seed`."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    phase = rng.uniform(0, 2 * np.pi, size=3)
+    image = np.stack([127 + 100 * np.sin(x / max(width, 1) * 6 + y / max(height, 1) * 3 + p) for p in phase], axis=-1)
+    top, left = rng.integers(0, max(height // 2, 1)), rng.integers(0, max(width // 2, 1))
+    image[top : top + height // 3, left : left + width // 3] = rng.uniform(0, 255, size=3)
+    image += rng.normal(0, 12, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def load_image_processor(source: Path) -> Any:
+    """The checkpoint's transformers image processor (the slow one, as transformers' pipelines use here)."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(str(source))
+    except Exception as exc:
+        raise ConversionError(f"Cannot load the image processor of {str(source)!r}: {first_line(exc)}") from exc
+
+
+def _batch(processor: Any, images: list[np.ndarray], captions: dict[str, np.ndarray]) -> Batch:
+    from PIL import Image
+
+    encoded = processor(images=[Image.fromarray(i) for i in images], return_tensors="np")
+    pixels = {k: np.asarray(v) for k, v in encoded.items() if k in ("pixel_values", "pixel_mask")}
+    return Batch({**pixels, **captions})
+
+
+def _captions(source: Path, with_text: bool) -> dict[str, np.ndarray]:
+    """The captions tokenized by the checkpoint's tokenizer (padded), or nothing for image-only models."""
+    if not with_text:
+        return {}
+    from .validate import load_tokenizer
+
+    return dict(load_tokenizer(source)(list(CAPTIONS), padding=True, truncation=True, return_tensors="np"))
+
+
+def build_image_samples(source: Path, with_text: bool = False) -> Samples:
+    """Validation batches: for each size, two generated pictures of that size (scored against CAPTIONS)."""
+    processor, captions = load_image_processor(source), _captions(source, with_text)
+    batches = [
+        _batch(processor, [generated_image(h, w, 2 * i), generated_image(h, w, 2 * i + 1)], captions)
+        for i, (h, w) in enumerate(VALIDATION_SIZES)
+    ]
+    sizes = ", ".join(f"{h}x{w}" for h, w in VALIDATION_SIZES)
+    text = f", against {len(CAPTIONS)} captions" if with_text else ""
+    return Samples(tuple(batches), f"{2 * len(batches)} generated images in {len(batches)} batches ({sizes}){text}")
+
+
+def build_image_calibration(source: Path, with_text: bool = False) -> list[Batch]:
+    """One generated picture per calibration batch, distinct from the validation pictures."""
+    processor, captions = load_image_processor(source), _captions(source, with_text)
+    return [_batch(processor, [generated_image(h, w, 100 + i)], captions) for i, (h, w) in enumerate(CALIBRATION_SIZES)]

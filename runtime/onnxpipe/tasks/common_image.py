@@ -1,0 +1,91 @@
+"""What the image tasks share: loading the image processor, turning inputs into pixel_values, batching them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+from ..image import ImageProcessor, load_image, pad_batch
+from .base import Pipeline
+
+# options every image task takes: the URL fetch timeout in seconds (transformers' `timeout`)
+IMAGE_OPTIONS = {"timeout": None}
+
+
+@dataclass(frozen=True)
+class ImagePiece:
+    """One preprocessed image: pixel_values (C, H, W) and the original (height, width)."""
+
+    pixel_values: np.ndarray
+    original_size: tuple[int, int]
+
+    def __len__(self) -> int:  # batches group images of the same processed size
+        return int(self.pixel_values.shape[1] * self.pixel_values.shape[2])
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """A stacked (padded, for DETR-style processors) batch and the graph inputs it feeds."""
+
+    pixel_values: np.ndarray
+    pixel_mask: np.ndarray
+    original_sizes: tuple[tuple[int, int], ...]
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)  # e.g. CLIP's tokenized candidate labels
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The arrays; the session drops the ones its graph does not declare."""
+        return {"pixel_values": self.pixel_values, "pixel_mask": self.pixel_mask, **self.extra}
+
+
+class ImagePipeline(Pipeline):
+    """A pipeline whose inputs are images, preprocessed as the folder's preprocessor_config.json says."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.folder.require("preprocessor_config.json", "holds the image preprocessing settings")
+        self.processor = ImageProcessor.from_config(
+            self.folder.read_json("preprocessor_config.json"), str(self.folder.path / "preprocessor_config.json")
+        )
+        self.id2label = {int(k): v for k, v in (self.folder.config.get("id2label") or {}).items()}
+
+    def validate_image_options(self, options: dict[str, Any]) -> None:
+        """Check `timeout`."""
+        timeout = options["timeout"]
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidOptionError(f"timeout must be a positive number of seconds or None, got {timeout!r}.")
+
+    def label(self, index: int) -> str:
+        """The id2label name of a class index, as transformers reads config.id2label."""
+        return self.id2label.get(index, f"LABEL_{index}")
+
+    def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
+        """Batch only images of the same processed size: DETR and YOLOS graphs take no pixel_mask, so padding
+        would change their outputs (transformers runs them one image at a time)."""
+        pieces = self.prepare(items, options)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, piece in enumerate(pieces):
+            groups.setdefault(piece.pixel_values.shape, []).append(index)
+        results: list[Any] = [None] * len(pieces)
+        size = options["batch_size"]
+        for indices in groups.values():
+            for start in range(0, len(indices), size):
+                chunk = indices[start : start + size]
+                encoded = self.collate([pieces[i] for i in chunk], options)
+                outputs = self.session.run(self.feeds(encoded))
+                for row, index in enumerate(chunk):
+                    results[index] = self.postprocess(outputs, encoded, row, options)
+        return results
+
+    def prepare(self, items: Sequence[Any], options: dict[str, Any]) -> list[ImagePiece]:
+        pieces = []
+        for item in items:
+            image = load_image(item, options["timeout"])
+            pieces.append(ImagePiece(self.processor.preprocess(image), (image.height, image.width)))
+        return pieces
+
+    def collate(self, pieces: Sequence[ImagePiece], options: dict[str, Any]) -> ImageBatch:
+        values, mask = pad_batch([p.pixel_values for p in pieces])
+        return ImageBatch(values, mask, tuple(p.original_size for p in pieces))

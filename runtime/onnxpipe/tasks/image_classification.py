@@ -1,0 +1,62 @@
+"""image-classification: the sorted list of {label, score} dicts transformers returns, per image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from .common_text import sigmoid, softmax
+
+FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
+
+
+class ImageClassificationPipeline(ImagePipeline):
+    """Classify images; options as in transformers: top_k (default 5), function_to_apply, timeout, batch_size."""
+
+    OPTIONS = {"top_k": 5, "function_to_apply": None, **IMAGE_OPTIONS}
+
+    def setup(self) -> None:
+        super().setup()
+        names = self.session.output_names
+        self.logits_name = "logits" if "logits" in names else names[0]
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Classify one image or a list of them (a list gives one list of results per image)."""
+        options = self.check_options(kwargs, self.defaults)
+        items, single = self.split_inputs(inputs)
+        results = self.run_items(items, options)
+        return results[0] if single else results
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        self.validate_image_options(options)
+        top_k = options["top_k"]
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise InvalidOptionError(f"top_k must be a positive int (None means 5, as in transformers), got {top_k!r}.")
+        function = options["function_to_apply"]
+        if function is not None:
+            name = getattr(function, "value", function)
+            if not isinstance(name, str) or name.lower() not in FUNCTIONS:
+                raise InvalidOptionError(
+                    f"function_to_apply must be one of {', '.join(FUNCTIONS)} (or None for the model's default), got {function!r}."
+                )
+            options["function_to_apply"] = name.lower()
+
+    def _default_function(self) -> str:
+        config = self.folder.config
+        problem = config.get("problem_type")
+        num_labels = len(self.id2label) if self.id2label else int(config.get("num_labels", 2))
+        if problem == "multi_label_classification" or num_labels == 1:
+            return "sigmoid"
+        if problem == "single_label_classification" or num_labels > 1:
+            return "softmax"
+        return str(config.get("function_to_apply", "none")).lower()
+
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
+        logits = outputs[self.logits_name][row].astype(np.float32)
+        scores = FUNCTIONS[options["function_to_apply"] or self._default_function()](logits)
+        results = [{"label": self.label(i), "score": float(s)} for i, s in enumerate(scores)]
+        results.sort(key=lambda r: r["score"], reverse=True)
+        return results[: options["top_k"] or 5]  # transformers reads top_k=None as its default, 5

@@ -1,0 +1,62 @@
+"""object-detection (DETR, YOLOS): [{score, label, box: {xmin, ymin, xmax, ymax}}] per image, as transformers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidOptionError
+from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from .common_text import softmax
+
+
+def corners(boxes: np.ndarray) -> np.ndarray:
+    """(center_x, center_y, width, height) -> (x0, y0, x1, y1), as transformers' center_to_corners_format."""
+    cx, cy, w, h = (boxes[..., i] for i in range(4))
+    half = np.float32(0.5)
+    return np.stack([cx - half * w, cy - half * h, cx + half * w, cy + half * h], axis=-1)
+
+
+class ObjectDetectionPipeline(ImagePipeline):
+    """Detect objects; options as in transformers: threshold (default 0.5), timeout, batch_size."""
+
+    OPTIONS = {"threshold": 0.5, **IMAGE_OPTIONS}
+
+    def setup(self) -> None:
+        super().setup()
+        missing = [name for name in ("logits", "pred_boxes") if name not in self.session.output_names]
+        if missing:
+            raise InvalidOptionError(
+                f"{self.model_path.name} has outputs {self.session.output_names}, not {missing}: it is not a "
+                "DETR/YOLOS-style detection graph. Export it with `onnxpipe export ... --task object-detection`."
+            )
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Detect objects in one image or a list of them (a list gives one list of detections per image)."""
+        options = self.check_options(kwargs, self.defaults)
+        items, single = self.split_inputs(inputs)
+        results = self.run_items(items, options)
+        return results[0] if single else results
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        self.validate_image_options(options)
+        threshold = options["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise InvalidOptionError(f"threshold must be a number (a score between 0 and 1), got {threshold!r}.")
+
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
+        probabilities = softmax(outputs["logits"][row].astype(np.float32))[:, :-1]  # the last class is "no object"
+        scores, labels = probabilities.max(axis=-1), probabilities.argmax(axis=-1)
+        height, width = encoded.original_sizes[row]
+        scale = np.array([width, height, width, height], dtype=np.float32)
+        boxes = corners(outputs["pred_boxes"][row].astype(np.float32)) * scale
+        keep = scores > options["threshold"]
+        return [
+            {
+                "score": float(score),
+                "label": self.label(int(label)),
+                "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (int(v) for v in box))),
+            }
+            for score, label, box in zip(scores[keep], labels[keep], boxes[keep])
+        ]

@@ -1,0 +1,162 @@
+"""Offline factory of tiny random vision checkpoints (model + image processor) and generated test images.
+
+Weights are drawn with a fixed seed and a larger init than transformers' default, so that outputs
+depend on the image (checked in test_vision_checkpoints.py); processors are saved with save_pretrained
+so the folder carries preprocessor_config.json, as a hub checkpoint does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+LABELS = ("cat", "dog", "bird", "fish", "horse")
+
+
+def _labels(n: int) -> dict[str, Any]:
+    return {"id2label": {i: LABELS[i] for i in range(n)}, "label2id": {LABELS[i]: i for i in range(n)}}
+
+
+def _vit():
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, initializer_range=0.2, **_labels(5),
+    )
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    return ViTForImageClassification(config), processor
+
+
+def _convnext():
+    from transformers import ConvNextConfig, ConvNextForImageClassification, ConvNextImageProcessor
+
+    config = ConvNextConfig(
+        num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], image_size=32, initializer_range=0.2, **_labels(5)
+    )
+    processor = ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875, resample=3)
+    return ConvNextForImageClassification(config), processor
+
+
+def _detr():
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+
+    backbone = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", out_features=["stage2"]
+    )
+    config = DetrConfig(
+        use_timm_backbone=False, backbone=None, backbone_config=backbone, use_pretrained_backbone=False,
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=8, init_std=0.2, **_labels(4),
+    )
+    processor = DetrImageProcessor(size={"shortest_edge": 48, "longest_edge": 80})
+    return DetrForObjectDetection(config), processor
+
+
+def _yolos():
+    from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessor
+
+    config = YolosConfig(
+        image_size=[32, 48], patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, num_detection_tokens=6, initializer_range=0.2, **_labels(4),
+    )
+    processor = YolosImageProcessor(size={"shortest_edge": 32, "longest_edge": 64})
+    model = YolosForObjectDetection(config)
+    model.vit.embeddings.detection_tokens.data.normal_(0.0, 1.0)  # zeros at init: every query would be alike
+    return model, processor
+
+
+def _segformer():
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    config = SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16,
+        initializer_range=0.2, **_labels(4),
+    )
+    processor = SegformerImageProcessor(size={"height": 32, "width": 32})
+    return SegformerForSemanticSegmentation(config), processor
+
+
+def _clip():
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    text = dict(vocab_size=_CLIP_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=64, pad_token_id=0, bos_token_id=_CLIP_BOS,
+                eos_token_id=_CLIP_EOS)
+    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, initializer_factor=4.0)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return CLIPModel(config), processor
+
+
+_CLIP_VOCAB = 0  # set from the tiny WordPiece tokenizer when a CLIP checkpoint is built
+_CLIP_EOS = _CLIP_BOS = 0
+
+
+def _clip_tokenizer(folder: Path) -> None:
+    """The tiny WordPiece tokenizer of checkpoints.py, without token_type_ids (CLIP takes none), [SEP] as EOS.
+
+    Not the byte-level BPE one: its </s> has id 2, which sends CLIP down its legacy pooling (the position of
+    the highest token id), where every caption of a template pools the same token."""
+    import checkpoints
+    from transformers import AutoTokenizer
+
+    global _CLIP_VOCAB, _CLIP_EOS, _CLIP_BOS
+    checkpoints.build_tokenizer("wordpiece", folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), model_input_names=["input_ids", "attention_mask"])
+    tokenizer.save_pretrained(str(folder))
+    _CLIP_VOCAB, _CLIP_EOS, _CLIP_BOS = len(tokenizer), tokenizer.sep_token_id, tokenizer.cls_token_id
+
+
+BUILDERS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "vit": ("image-classification", _vit),
+    "convnext": ("image-classification", _convnext),
+    "detr": ("object-detection", _detr),
+    "yolos": ("object-detection", _yolos),
+    "segformer": ("image-segmentation", _segformer),
+    "clip": ("zero-shot-image-classification", _clip),
+}
+
+
+def build_vision_checkpoint(arch: str, folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random `arch` model and its image processor into `folder`; return the folder."""
+    import torch
+
+    if arch == "clip":
+        _clip_tokenizer(folder)
+    torch.manual_seed(seed)
+    model, processor = BUILDERS[arch][1]()
+    model.eval()
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder
+
+
+def picture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """An HWC uint8 test picture: gradients, a block of colour and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    phases = rng.uniform(0, 6.3, size=3)
+    image = np.stack([127 + 100 * np.sin(x / max(width, 1) * 5 + y / max(height, 1) * 4 + p) for p in phases], -1)
+    top, left = rng.integers(0, max(height // 2, 1)), rng.integers(0, max(width // 2, 1))
+    image[top : top + max(height // 3, 1), left : left + max(width // 3, 1)] = rng.uniform(0, 255, size=3)
+    image += rng.normal(0, 20, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def sample_images() -> list[Any]:
+    """PIL images of varied sizes and modes: RGB gradients/noise, odd sizes, greyscale, RGBA, palette, 16-bit."""
+    from PIL import Image
+
+    rgb = [Image.fromarray(picture(h, w, seed)) for seed, (h, w) in enumerate(
+        [(64, 48), (48, 64), (7, 300), (300, 7), (33, 33), (120, 90), (5, 5), (2, 2)]
+    )]
+    base = Image.fromarray(picture(40, 56, 99))
+    noise = Image.fromarray(np.random.default_rng(7).integers(0, 256, size=(50, 70, 3), dtype=np.uint8))
+    sixteen = Image.fromarray(picture(36, 44, 5)[..., 0].astype(np.uint16) * 257)  # mode I;16
+    return [*rgb, noise, base.convert("L"), base.convert("LA"), base.convert("RGBA"), base.convert("P"),
+            base.convert("CMYK"), sixteen]
