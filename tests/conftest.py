@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -41,33 +41,40 @@ class ModelStore:
 
     def __init__(self, root: Path):
         self.root = root
-        self._exported: dict[tuple, Exported] = {}
-        self._references: dict[tuple, Any] = {}
+        self._exported: dict[str, Exported] = {}
+        self._references: dict[Path, Any] = {}
 
     def get(self, arch: str, task: str, **config: Any) -> Exported:
-        key = (arch, task, tuple(sorted(config.items())))
-        if key not in self._exported:
+        """The tiny text checkpoint `arch` with the head `task` needs, built and exported once."""
+        name = "-".join([arch, task] + [f"{k}{v}" for k, v in sorted(config.items())])
+        return self._once(name, task, lambda folder: checkpoints.build_checkpoint(arch, HEAD_OF_TASK[task], folder, **config))
+
+    def _once(self, name: str, task: str, build: Callable[[Path], Path]) -> Exported:
+        """Build a checkpoint with `build(folder)` and export it (fp32 + int8), once per session and name."""
+        if name not in self._exported:
             from onnxpipe_export import export
 
-            name = "-".join([arch, task] + [f"{k}{v}" for k, v in sorted(config.items())])
-            checkpoint = checkpoints.build_checkpoint(arch, HEAD_OF_TASK[task], self.root / "ckpt" / name, **config)
+            checkpoint = build(self.root / "ckpt" / name)
             onnx = self.root / "onnx" / name
             with warnings.catch_warnings():  # int8 on hidden-size-32 models loses top-1 on some rows: expected
                 warnings.simplefilter("ignore")
                 export(str(checkpoint), task=task, output=str(onnx), dtype=["fp32", "int8"], quiet=True)
-            self._exported[key] = Exported(checkpoint, onnx, task)
-        return self._exported[key]
+            self._exported[name] = Exported(checkpoint, onnx, task)
+        return self._exported[name]
 
     def reference(self, arch: str, task: str, **config: Any):
         """transformers.pipeline on the same checkpoint: the parity reference."""
-        key = (arch, task, tuple(sorted(config.items())))
-        if key not in self._references:
+        return self.reference_of(self.get(arch, task, **config))
+
+    def reference_of(self, exported: Exported):
+        """transformers.pipeline on an exported model's checkpoint, built once."""
+        if exported.checkpoint not in self._references:
             import transformers
 
-            exported = self.get(arch, task, **config)
-            self._references[key] = transformers.pipeline(task, model=str(exported.checkpoint), device="cpu")
-        return self._references[key]
-
+            self._references[exported.checkpoint] = transformers.pipeline(
+                exported.task, model=str(exported.checkpoint), device="cpu"
+            )
+        return self._references[exported.checkpoint]
 
     def pair(self, arch: str, task: str, dtype: str = "fp32"):
         """(onnxpipe pipeline on the export, transformers pipeline on the checkpoint) for one tiny model."""
@@ -101,35 +108,20 @@ def models(tmp_path_factory) -> ModelStore:
 
 
 class VisionStore:
-    """Builds and exports each tiny vision model (vision_checkpoints.py) once per session, with its references."""
+    """The tiny vision models of vision_checkpoints.py, kept in the session's ModelStore."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        self._exported: dict[str, Exported] = {}
-        self._references: dict[str, Any] = {}
+    def __init__(self, store: ModelStore):
+        self.store = store
 
     def get(self, arch: str) -> Exported:
-        if arch not in self._exported:
-            import vision_checkpoints
-            from onnxpipe_export import export
+        import vision_checkpoints
 
-            task = vision_checkpoints.BUILDERS[arch][0]
-            checkpoint = vision_checkpoints.build_vision_checkpoint(arch, self.root / "ckpt" / arch)
-            onnx = self.root / "onnx" / arch
-            with warnings.catch_warnings():  # int8 on tiny random models loses top-1 on some rows: expected
-                warnings.simplefilter("ignore")
-                export(str(checkpoint), task=task, output=str(onnx), dtype=["fp32", "int8"], quiet=True)
-            self._exported[arch] = Exported(checkpoint, onnx, task)
-        return self._exported[arch]
+        task = vision_checkpoints.BUILDERS[arch][0]
+        return self.store._once(f"vision-{arch}", task, lambda folder: vision_checkpoints.build_vision_checkpoint(arch, folder))
 
     def reference(self, arch: str):
         """transformers.pipeline on the same checkpoint: the parity reference."""
-        if arch not in self._references:
-            import transformers
-
-            exported = self.get(arch)
-            self._references[arch] = transformers.pipeline(exported.task, model=str(exported.checkpoint), device="cpu")
-        return self._references[arch]
+        return self.store.reference_of(self.get(arch))
 
     def pair(self, arch: str, dtype: str = "fp32"):
         """(onnxpipe pipeline on the export, transformers pipeline on the checkpoint)."""
@@ -140,5 +132,5 @@ class VisionStore:
 
 
 @pytest.fixture(scope="session")
-def vision_models(tmp_path_factory) -> VisionStore:
-    return VisionStore(tmp_path_factory.mktemp("vision_models"))
+def vision_models(models) -> VisionStore:
+    return VisionStore(models)
