@@ -6,6 +6,7 @@ Adding a task means one file under `tasks/` and one line in `TASKS`.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Optional, Union
 
 from .errors import InvalidOptionError, UnknownTaskError

@@ -67,6 +67,18 @@ class Pipeline:
     def validate_options(self, options: dict[str, Any]) -> None:
         """Check option values (subclasses override); may normalize values in place."""
 
+    # -- calling -------------------------------------------------------------------------------
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Run one input, or a list of inputs, with this call's options; one result per input."""
+        options = self.check_options(kwargs, self.defaults)
+        items, single = self.split_inputs(inputs)
+        results = self.run_items([self.check_item(item) for item in items], options)
+        return results[0] if single else results
+
+    def check_item(self, item: Any) -> Any:
+        """Validate (and normalize) one input; subclasses raise InvalidInputError naming what they take."""
+        return item
+
     # -- inputs --------------------------------------------------------------------------------
     def split_inputs(self, inputs: Any) -> tuple[list[Any], bool]:
         """(items, was_single): a list input becomes its items; anything else is one item."""
@@ -83,16 +95,21 @@ class Pipeline:
         Grouping by length keeps padding small, which saves compute and keeps int8 activation ranges tight.
         """
         pieces = self.prepare(items, options)
-        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         results: list[Any] = [None] * len(pieces)
         size = options["batch_size"]
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
-            encoded = self.collate([pieces[i] for i in chunk], options)
-            outputs = self.session.run(self.feeds(encoded))
-            for row, index in enumerate(chunk):
-                results[index] = self.postprocess(outputs, encoded, row, options)
+        for group in self.batch_groups(pieces):
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                encoded = self.collate([pieces[i] for i in chunk], options)
+                outputs = self.session.run(self.feeds(encoded))
+                for row, index in enumerate(chunk):
+                    results[index] = self.postprocess(outputs, encoded, row, options)
         return results
+
+    def batch_groups(self, pieces: Sequence[Any]) -> list[list[int]]:
+        """Indices of pieces that may share a batch, each group in batching order: by default one group sorted
+        by length, so batches hold inputs of similar length."""
+        return [sorted(range(len(pieces)), key=lambda i: len(pieces[i]))]
 
     def prepare(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
         """One model-ready piece per item, with a len() used to group similar lengths (subclasses implement)."""

@@ -61,23 +61,13 @@ class ImagePipeline(Pipeline):
         """The id2label name of a class index, as transformers reads config.id2label."""
         return self.id2label.get(index, f"LABEL_{index}")
 
-    def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
+    def batch_groups(self, pieces: Sequence[Any]) -> list[list[int]]:
         """Batch only images of the same processed size: DETR and YOLOS graphs take no pixel_mask, so padding
         would change their outputs (transformers runs them one image at a time)."""
-        pieces = self.prepare(items, options)
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, piece in enumerate(pieces):
             groups.setdefault(piece.pixel_values.shape, []).append(index)
-        results: list[Any] = [None] * len(pieces)
-        size = options["batch_size"]
-        for indices in groups.values():
-            for start in range(0, len(indices), size):
-                chunk = indices[start : start + size]
-                encoded = self.collate([pieces[i] for i in chunk], options)
-                outputs = self.session.run(self.feeds(encoded))
-                for row, index in enumerate(chunk):
-                    results[index] = self.postprocess(outputs, encoded, row, options)
-        return results
+        return list(groups.values())
 
     def prepare(self, items: Sequence[Any], options: dict[str, Any]) -> list[ImagePiece]:
         pieces = []

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
+from ..errors import InvalidInputError, InvalidOptionError
 from ..text import EncodedBatch, TextEncoder
 from .base import Pipeline
 
@@ -40,6 +40,14 @@ class TextPipeline(Pipeline):
     def setup(self) -> None:
         super().setup()
         self.encoder = TextEncoder(self.folder)
+
+    def check_item(self, item: Any) -> Any:
+        """Text tasks take strings."""
+        if not isinstance(item, str):
+            raise InvalidInputError(
+                f"{self.task} takes a string or a list of strings; got {type(item).__name__}: {item!r:.80}."
+            )
+        return item
 
     def collate(self, pieces: Sequence[Any], options: dict[str, Any]) -> EncodedBatch:
         return self.encoder.pad(pieces)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
+from ..errors import InvalidOptionError
 from ..text import EncodedBatch
 from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 
@@ -28,18 +28,6 @@ class FeatureExtractionPipeline(TextPipeline):
         super().__init__(*args, **kwargs)
         names = self.session.output_names
         self.hidden_name = next((n for n in _HIDDEN_NAMES if n in names), names[0])
-
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Embed one string or a list of strings."""
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        for item in items:
-            if not isinstance(item, str):
-                raise InvalidInputError(
-                    f"feature-extraction takes a string or a list of strings; got {type(item).__name__}: {item!r:.80}."
-                )
-        results = self.run_items(items, options)
-        return results[0] if single else results
 
     def validate_options(self, options: dict[str, Any]) -> None:
         tokenize_kwargs = options.pop("tokenize_kwargs", None) or {}
@@ -61,7 +49,8 @@ class FeatureExtractionPipeline(TextPipeline):
 
     def postprocess(self, outputs: dict[str, np.ndarray], encoded: EncodedBatch, row: int, options: dict[str, Any]) -> Any:
         mask = encoded.attention_mask[row].astype(bool)
-        hidden = outputs[self.hidden_name][row][mask].astype(np.float32)  # drop padding, as an unbatched run has none
+        # drop padding, as an unbatched run has none; masking already copied, so fp32 outputs need no second copy
+        hidden = outputs[self.hidden_name][row][mask].astype(np.float32, copy=False)
         pooling = options["pooling"]
         if pooling == "none":
             tokens = hidden[None]

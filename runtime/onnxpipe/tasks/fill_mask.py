@@ -51,8 +51,7 @@ class FillMaskPipeline(TextPipeline):
             )
         # transformers drops the pad id from `sequence`; with no pad token it drops nothing
         self.pad_token_id = tokenizer.token_to_id(self.encoder.pad_token) if self.encoder.pad_token else None
-        names = self.session.output_names
-        self.logits_name = "logits" if "logits" in names else names[0]
+        self.logits_name = self.session.output_named("logits")
         self._targets: dict[tuple, Optional[np.ndarray]] = {}
         self._targets_lock = threading.Lock()
         self.target_ids(self.defaults["targets"])  # pipeline-level targets: errors and warnings now, as transformers

@@ -50,15 +50,7 @@ class ImageSegmentationPipeline(ImagePipeline):
 
     def setup(self) -> None:
         super().setup()
-        names = self.session.output_names
-        self.logits_name = "logits" if "logits" in names else names[0]
-
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Segment one image or a list of them (a list gives one list of segments per image)."""
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        results = self.run_items(items, options)
-        return results[0] if single else results
+        self.logits_name = self.session.output_named("logits")
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)

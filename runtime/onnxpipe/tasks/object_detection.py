@@ -32,13 +32,6 @@ class ObjectDetectionPipeline(ImagePipeline):
                 "DETR/YOLOS-style detection graph. Export it with `onnxpipe export ... --task object-detection`."
             )
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Detect objects in one image or a list of them (a list gives one list of detections per image)."""
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        results = self.run_items(items, options)
-        return results[0] if single else results
-
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
         threshold = options["threshold"]

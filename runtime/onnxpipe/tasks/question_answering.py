@@ -41,9 +41,8 @@ class QuestionAnsweringPipeline(TextPipeline):
         self.question_first = self.encoder.padding_side != "left"
         self.added_single = self.encoder.tokenizer.num_special_tokens_to_add(False)
         self.added_pair = self.encoder.tokenizer.num_special_tokens_to_add(True)
-        names = self.session.output_names
-        self.start_name = "start_logits" if "start_logits" in names else names[0]
-        self.end_name = "end_logits" if "end_logits" in names else names[1]
+        self.start_name = self.session.output_named("start_logits")
+        self.end_name = self.session.output_named("end_logits", 1)
 
     # -- call ----------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -24,13 +24,13 @@ class TextClassificationPipeline(TextPipeline):
         super().__init__(*args, **kwargs)
         config = self.folder.config
         self.id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
-        self.logits_name = "logits" if "logits" in self.session.output_names else self.session.output_names[0]
+        self.logits_name = self.session.output_named("logits")
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         """Classify one input (str or {"text", "text_pair"} dict) or a list of them."""
         options = self.check_options(kwargs, self.defaults)
         items, single = self.split_inputs(inputs)
-        results = self.run_items([self._check_item(item) for item in items], options)
+        results = self.run_items([self.check_item(item) for item in items], options)
         if not single:
             return results
         # transformers wraps a lone string's result in a list unless top_k was given in this call
@@ -54,7 +54,7 @@ class TextClassificationPipeline(TextPipeline):
         if options["return_all_scores"] is not None and top_k == _UNSET:
             warnings.warn("`return_all_scores` is deprecated: use top_k=None (all) or top_k=1.", UserWarning, stacklevel=4)
 
-    def _check_item(self, item: Any) -> tuple[str, Optional[str]]:
+    def check_item(self, item: Any) -> tuple[str, Optional[str]]:
         if isinstance(item, str):
             return (item, None)
         if isinstance(item, dict):

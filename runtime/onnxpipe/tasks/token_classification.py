@@ -79,7 +79,7 @@ class TokenClassificationPipeline(TextPipeline):
         num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
         self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
         self.id2label.update({int(k): v for k, v in (config.get("id2label") or {}).items()})
-        self.logits_name = "logits" if "logits" in self.session.output_names else self.session.output_names[0]
+        self.logits_name = self.session.output_named("logits")
         unk = self.encoder.special_token("unk_token")
         self.text = TokenText(self.encoder.tokenizer, self.encoder.tokenizer.token_to_id(unk) if unk else None)
 
@@ -87,11 +87,7 @@ class TokenClassificationPipeline(TextPipeline):
         """Entities of one string (a list of dicts) or of a list of strings (a list of such lists)."""
         options = self.check_options(kwargs, self.defaults)
         texts, single = self.split_inputs(inputs)
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInputError(
-                    f"token-classification takes a string or a list of strings; got {type(text).__name__}: {text!r:.80}."
-                )
+        texts = [self.check_item(text) for text in texts]
         if options["aggregation_strategy"] in WORD_STRATEGIES and not self.text.word_aware:
             warnings.warn("Tokenizer does not support real words, using fallback heuristic", UserWarning, stacklevel=2)
         windows = self.windows(texts, options)

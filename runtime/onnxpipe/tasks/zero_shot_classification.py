@@ -68,7 +68,7 @@ class ZeroShotClassificationPipeline(TextPipeline):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.entailment_id = self._entailment_id()
-        self.logits_name = "logits" if "logits" in self.session.output_names else self.session.output_names[0]
+        self.logits_name = self.session.output_named("logits")
 
     def _entailment_id(self) -> int:
         """The id of the first label starting with "entail" (any case), as transformers finds it.
