@@ -1,7 +1,7 @@
-"""The `onnxpipe` command: `tasks`, `run` and `export`.
+"""The `onnxpipe` command: `tasks`, `run`, `export` and `bench`.
 
-`export` runs the export stage in a separate `python -m onnxpipe_export` process, so the runtime
-never imports torch, transformers or the export package.
+`export` runs the export stage in a separate `python -m onnxpipe_export` process and `bench` the benchmark
+harness in a `python -m onnxpipe_bench` process, so the runtime never imports torch, transformers or either package.
 """
 
 from __future__ import annotations
@@ -21,18 +21,30 @@ from .registry import ALIASES, TASKS
 
 EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "onnx")
 EXPORT_INSTALL = "pip install 'onnxpipe[export]'"
+BENCH_MODULES = ("onnxpipe_bench", "matplotlib")
+BENCH_INSTALL = "pip install 'onnxpipe[bench]'"
 
 
-def missing_export_modules() -> list[str]:
-    """The modules the export stage needs that are not installed (found without importing them)."""
+def _missing_modules(modules: Sequence[str]) -> list[str]:
+    """The modules of `modules` that are not installed (found without importing them)."""
     missing = []
-    for name in EXPORT_MODULES:
+    for name in modules:
         try:
             if importlib.util.find_spec(name) is None:
                 missing.append(name)
         except (ImportError, ValueError):  # a parent package is missing
             missing.append(name)
     return missing
+
+
+def missing_export_modules() -> list[str]:
+    """The modules the export stage needs that are not installed (found without importing them)."""
+    return _missing_modules(EXPORT_MODULES)
+
+
+def missing_bench_modules() -> list[str]:
+    """The modules the benchmark harness needs that are not installed (found without importing them)."""
+    return _missing_modules(BENCH_MODULES)
 
 
 def _parse_value(text: str) -> Any:
@@ -97,6 +109,21 @@ def cmd_export(argv: Sequence[str]) -> int:
     return subprocess.call([sys.executable, "-m", "onnxpipe_export", *argv])
 
 
+def cmd_bench(argv: Sequence[str]) -> int:
+    """Hand the bench arguments to `python -m onnxpipe_bench` when the bench extra is installed.
+
+    The harness compares with torch and Optimum only where the export extra is installed; it skips them otherwise.
+    """
+    missing = missing_bench_modules()
+    if missing:
+        print(
+            f"error: `onnxpipe bench` needs the bench extra ({', '.join(missing)} not installed). Install it with: {BENCH_INSTALL}",
+            file=sys.stderr,
+        )
+        return 1
+    return subprocess.call([sys.executable, "-m", "onnxpipe_bench", *argv])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `onnxpipe` command."""
     parser = argparse.ArgumentParser(prog="onnxpipe", description="Hugging Face pipelines on onnxruntime, without torch.")
@@ -114,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timings", action="store_true", help="print load and run times on stderr")
     run.set_defaults(func=cmd_run)
     sub.add_parser("export", help="export a checkpoint to an ONNX folder (needs the export extra)", add_help=False)
+    sub.add_parser("bench", help="time onnxpipe against transformers and Optimum (needs the bench extra)", add_help=False)
+    sub.add_parser("serve", help="serve pipelines over HTTP with dynamic batching, or on Ray Serve (needs the serve extra)", add_help=False)
     parser._run_parser = run  # type: ignore[attr-defined]
     return parser
 
@@ -124,6 +153,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if argv[:1] == ["export"]:
             return cmd_export(argv[1:])
+        if argv[:1] == ["bench"]:
+            return cmd_bench(argv[1:])
+        if argv[:1] == ["serve"]:  # in-process: it needs only the runtime and the serve extra, imported there
+            from .serving.command import main as cmd_serve
+
+            return cmd_serve(argv[1:])
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
         if args.command == "run":  # texts may come before or after the options

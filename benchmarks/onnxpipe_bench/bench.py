@@ -1,0 +1,301 @@
+"""The benchmark run: resolve the model and engines, time cold starts in fresh processes, then time every
+(batch size, sequence length) on all engines at once, alternating engines call by call, and assemble the record.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import footprint, stats
+from .engines import EngineSpec
+from .inputs import load_tokenizer, make_texts
+from .machine import machine_info
+from .process import Worker, WorkerError, start_worker
+from .tasks import QUESTION, TaskSpec, task_spec
+
+COMPARE = ("torch", "optimum")
+DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
+
+
+@dataclass
+class BenchOptions:
+    """Everything a run needs; the command line fills it."""
+
+    model: str
+    task: Optional[str] = None
+    dtypes: Optional[list[str]] = None  # None: every variant the folder holds
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
+    seq_lens: list[int] = field(default_factory=lambda: [16, 128, 512])
+    device: str = "cpu"
+    compare: list[str] = field(default_factory=lambda: list(COMPARE))
+    checkpoint: Optional[str] = None  # the torch checkpoint; default: the manifest's source.model
+    runs: int = 10  # timed calls per engine and configuration (at most)
+    warmup: int = 2  # untimed calls per engine and configuration
+    cold_runs: int = 3  # fresh processes per engine for cold start
+    time_limit: float = 120.0  # seconds per configuration, after which rounds stop (at least 3 are kept)
+    threads: Optional[int] = None  # intra-op threads for every engine; None: each engine's default
+    # seconds between two engines' calls: onnxruntime's and OpenMP's threads keep spinning for some 10-20 ms after
+    # a call, which would slow whichever engine runs next
+    pause: float = 0.05
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load_average() -> Optional[list[float]]:
+    """The 1, 5 and 15-minute load averages: other work on the machine skews every engine's times."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_model(options: BenchOptions) -> tuple[Any, str, dict[str, Path]]:
+    """(model folder, canonical task, dtype -> ONNX file) for the options; files are checked against the manifest."""
+    from onnxpipe.model import ModelFolder, normalize_dtype
+    from onnxpipe.registry import normalize_task
+    from onnxpipe.session import parse_device
+
+    folder = ModelFolder.open(options.model)
+    task = normalize_task(options.task) if options.task else folder.task
+    if task is None:
+        raise SystemExit(f"error: cannot tell the task of {options.model}; pass --task")
+    present = folder.variants()
+    wanted = [normalize_dtype(d) for d in options.dtypes] if options.dtypes else sorted(
+        present, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else len(DTYPE_ORDER)
+    )
+    kind, _ = parse_device(options.device)
+    return folder, task, {dtype: folder.onnx_file(dtype, kind) for dtype in wanted}
+
+
+def checkpoint_of(folder: Any, options: BenchOptions) -> tuple[Optional[str], Optional[str]]:
+    """(the torch checkpoint to compare with, None) or (None, why there is none)."""
+    if options.checkpoint:
+        return options.checkpoint, None
+    source = ((folder.manifest or {}).get("source") or {}).get("model")
+    if not source:
+        return None, "the folder's manifest names no source checkpoint; pass --checkpoint"
+    if source.startswith("/") and not Path(source).is_dir():
+        return None, f"the source checkpoint {source} no longer exists; pass --checkpoint"
+    return source, None
+
+
+def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str, Path]) -> tuple[list[EngineSpec], list[dict[str, str]]]:
+    """The engines to run and the ones skipped, each with its reason."""
+    common = {"task": task, "device": options.device, "threads": options.threads}
+    specs = [EngineSpec("onnxpipe", model=str(folder.path), dtype=d, **common) for d in files]
+    skipped = []
+    unknown = sorted(set(options.compare) - set(COMPARE))
+    if unknown:
+        raise SystemExit(f"error: --compare takes {', '.join(COMPARE)}; got {', '.join(unknown)}")
+    if "torch" in options.compare:
+        checkpoint, why = checkpoint_of(folder, options)
+        if not (_installed("torch") and _installed("transformers")):
+            skipped.append({"engine": stats.BASELINE, "reason": "torch and transformers are not installed"})
+        elif checkpoint is None:
+            skipped.append({"engine": stats.BASELINE, "reason": why or "no checkpoint"})
+        else:
+            specs.append(EngineSpec("transformers", model=checkpoint, **common))
+    if "optimum" in options.compare:
+        if not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
+            skipped.append({"engine": "optimum", "reason": "optimum-onnx (optimum.onnxruntime) is not installed"})
+        else:
+            for dtype, path in files.items():
+                rel = path.relative_to(folder.path)
+                if rel.parent != Path("."):
+                    skipped.append({"engine": f"optimum {dtype}", "reason": f"{rel} is not at the folder's top level"})
+                    continue
+                specs.append(EngineSpec("optimum", model=str(folder.path), dtype=dtype, file=rel.name, **common))
+    return specs, skipped
+
+
+def max_tokens(folder: Any) -> Optional[int]:
+    """The longest input (in tokens) the model takes."""
+    from onnxpipe.text import _max_length
+
+    return _max_length(folder.read_json("tokenizer_config.json"), folder.config)
+
+
+def _mask_token(folder: Any) -> Optional[str]:
+    token = folder.read_json("tokenizer_config.json").get("mask_token") or folder.read_json("special_tokens_map.json").get("mask_token")
+    return token.get("content") if isinstance(token, dict) else token
+
+
+def build_inputs(folder: Any, spec: TaskSpec, seq_len: int, count: int) -> tuple[list[Any], float]:
+    """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count."""
+    tokenizer = load_tokenizer(folder.path)
+    text_len = seq_len
+    if spec.task == "question-answering":  # question and context together make seq_len tokens
+        text_len = seq_len - len(tokenizer.encode(QUESTION).ids) + 1
+    inputs = spec.inputs(make_texts(folder.path, count, text_len), _mask_token(folder))
+    counts = [
+        len(tokenizer.encode(x["question"], x["context"]).ids) if isinstance(x, dict) else len(tokenizer.encode(x).ids)
+        for x in inputs
+    ]
+    return inputs, statistics.fmean(counts)
+
+
+def _rotated(items: list, shift: int) -> list:
+    shift %= max(len(items), 1)
+    return items[shift:] + items[:shift]
+
+
+def start_engines(specs: list[EngineSpec], first: list[Any], options: dict[str, Any], rounds: int) -> tuple[list[Worker], dict[str, list[dict[str, float]]], dict[str, str]]:
+    """Start every engine `rounds` times in fresh processes, rotating the order; keep the last round's workers.
+
+    Returns (running workers in spec order, per engine the cold-start samples, per failed engine the reason).
+    """
+    samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in specs}
+    failures: dict[str, str] = {}
+    kept: dict[str, Worker] = {}
+    for r in range(rounds):
+        for spec in _rotated(specs, r):
+            if spec.name in failures:
+                continue
+            worker, why = start_worker(spec, first, options)
+            if worker is None:
+                failures[spec.name] = why or "failed"
+                continue
+            samples[spec.name].append({"cold_start_s": worker.cold_start_s, "load_s": worker.ready["load_s"], "rss_mb": worker.ready["rss_mb"]})
+            if r == rounds - 1:
+                kept[spec.name] = worker
+            else:
+                worker.close()
+    return [kept[s.name] for s in specs if s.name in kept], samples, failures
+
+
+def time_configuration(workers: list[Worker], key: str, options: BenchOptions) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, str]]:
+    """Warm up every engine, then time one call per engine per round, in a new (seeded) random order each round,
+    so that every engine follows every other one about equally often.
+
+    Returns (per engine the (total, core) seconds of each timed call, per engine that failed its reason); a failed
+    engine leaves the rotation and keeps no timings for this configuration.
+    """
+    failed: dict[str, str] = {}
+
+    def request(worker: Worker, message: dict[str, Any]) -> Optional[dict[str, Any]]:
+        if worker.spec.name in failed:
+            return None
+        try:
+            return worker.request(message)
+        except WorkerError as exc:
+            failed[worker.spec.name] = str(exc)
+            return None
+
+    for worker in workers:
+        if options.warmup:
+            request(worker, {"op": "time", "key": key, "calls": options.warmup})
+    times: dict[str, tuple[list[float], list[float]]] = {w.spec.name: ([], []) for w in workers}
+    shuffler = random.Random(key)
+    started = time.perf_counter()
+    for r in range(options.runs):
+        if r >= min(3, options.runs) and time.perf_counter() - started > options.time_limit:
+            break
+        order = list(workers)
+        shuffler.shuffle(order)
+        for worker in order:
+            answer = request(worker, {"op": "time", "key": key, "calls": 1})
+            if answer is not None:
+                times[worker.spec.name][0].extend(answer["total"])
+                times[worker.spec.name][1].extend(answer["core"])
+                time.sleep(options.pause)
+    return {name: t for name, t in times.items() if name not in failed}, failed
+
+
+def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Run the whole benchmark and return its JSON-ready record."""
+    load_at_start = _load_average()
+    folder, task, files = resolve_model(options)
+    spec = task_spec(task)
+    specs, skipped = engine_specs(options, folder, task, files)
+    limit = max_tokens(folder)
+    seq_lens = [s for s in options.seq_lens if limit is None or s <= limit]
+    notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in options.seq_lens if s not in seq_lens]
+    if not seq_lens:
+        raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
+    inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
+    call_options = dict(spec.call_options)
+
+    log(f"cold start: {options.cold_runs} fresh process(es) per engine, {len(specs)} engines")
+    first = inputs[seq_lens[0]][0][:1]
+    workers, cold, failures = start_engines(specs, first, {**call_options, "batch_size": 1}, options.cold_runs)
+    skipped += [{"engine": name, "reason": why} for name, why in failures.items()]
+    results: list[dict[str, Any]] = []
+    try:
+        for seq_len in seq_lens:
+            texts, tokens = inputs[seq_len]
+            for batch in options.batch_sizes:
+                key = f"{batch}x{seq_len}"
+                batch_options = {**call_options, "batch_size": batch}
+                for worker in workers:
+                    worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options})
+                log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
+                times, failed = time_configuration(workers, key, options)
+                for name, (total, core) in times.items():
+                    results.append({"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
+                                    **stats.summarize(total, core, batch)})
+                for name, why in failed.items():  # an engine that fails on one configuration leaves the run
+                    skipped.append({"engine": name, "reason": f"failed on batch {batch} x {seq_len}: {why}"})
+                    dead = next(w for w in workers if w.spec.name == name)
+                    dead.close()
+                    workers.remove(dead)
+        finals = {w.spec.name: w.request({"op": "stats"}) for w in workers}
+    finally:
+        for worker in workers:
+            worker.close()
+
+    engines = []
+    for s in specs:
+        if s.name not in finals:
+            continue
+        samples = cold[s.name]
+        fp = footprint.engine_footprint(s.kind)
+        engines.append({
+            **{k: v for k, v in asdict(s).items() if k in ("kind", "dtype", "file", "model")},
+            "name": s.name,
+            "file": s.file or (files[s.dtype].name if s.kind == "onnxpipe" else None),
+            "cold_start_s": statistics.median(x["cold_start_s"] for x in samples),
+            "cold_start_samples_s": [x["cold_start_s"] for x in samples],
+            "load_s": statistics.median(x["load_s"] for x in samples),
+            "rss_at_first_result_mb": statistics.median(x["rss_mb"] for x in samples),
+            "peak_rss_mb": finals[s.name]["peak_rss_mb"],
+            "heavy_modules_imported": finals[s.name]["heavy_modules"],
+            "footprint_mb": fp.size_mb if fp else None,
+            "footprint_roots": list(fp.roots) if fp else None,
+            "footprint_missing": fp.missing if fp else None,
+        })
+    return {
+        "schema": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {**machine_info(), "load_average": {"start": load_at_start, "end": _load_average()}},
+        "task": task,
+        "model": str(folder.path),
+        "device": options.device,
+        "settings": {k: v for k, v in asdict(options).items() if k not in ("model", "task")},
+        "engines": engines,
+        "skipped": skipped,
+        "results": results,
+        "ratios": {
+            "baseline": stats.BASELINE,
+            "latency": stats.latency_ratios(results),
+            "engines": stats.engine_ratios(engines),
+        },
+        "notes": notes,
+    }

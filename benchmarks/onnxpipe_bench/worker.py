@@ -1,0 +1,92 @@
+"""One engine in its own process: `python -m onnxpipe_bench.worker ENGINE_JSON`.
+
+It loads the engine, runs the first request read from stdin and answers "ready" (the parent times the whole
+process, start to that answer: the cold start), then serves JSON-line requests: `inputs` (store inputs under a
+key), `time` (timed calls on stored inputs), `stats` (peak RSS, whether torch got imported), `quit`.
+The onnxpipe engine runs with torch, transformers and optimum made unimportable, to prove it needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any, TextIO
+
+STARTED = time.perf_counter()
+BLOCKED = ("torch", "transformers", "optimum", "onnxpipe_export")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def heavy_modules_loaded() -> list[str]:
+    """Which of torch, transformers, optimum, onnxpipe_export this process has imported."""
+    return sorted(name for name in BLOCKED if sys.modules.get(name) is not None)
+
+
+def _protocol_stream() -> TextIO:
+    """A private copy of stdout for answers; fd 1 then points at stderr so library prints cannot corrupt them."""
+    stream = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return stream
+
+
+def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
+    """Load `engine`, run the first request, then answer requests until `quit` or end of input."""
+    if engine["kind"] == "onnxpipe":
+        for name in BLOCKED:
+            sys.modules[name] = None  # any import of them now raises ImportError
+    from .engines import LOADERS, EngineSpec
+
+    spec = EngineSpec(**engine)
+    pipe, timer = LOADERS[spec.kind](spec)
+    loaded = time.perf_counter()
+    first = json.loads(requests.readline())
+    pipe(first["inputs"], **first["options"])
+    done = time.perf_counter()
+    reply = {"event": "ready", "load_s": loaded - STARTED, "first_call_s": done - loaded, "rss_mb": peak_rss_mb()}
+    answers.write(json.dumps(reply) + "\n")
+    stored: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for line in requests:
+        request = json.loads(line)
+        op = request["op"]
+        if op == "quit":
+            break
+        if op == "inputs":
+            stored[request["key"]] = (request["inputs"], request["options"])
+            reply = {"ok": True}
+        elif op == "time":
+            inputs, options = stored[request["key"]]
+            total, core = [], []
+            for _ in range(request.get("calls", 1)):
+                timer.seconds = 0.0
+                started = time.perf_counter()
+                pipe(inputs, **options)
+                total.append(time.perf_counter() - started)
+                core.append(timer.seconds)
+            reply = {"total": total, "core": core}
+        elif op == "stats":
+            reply = {"peak_rss_mb": peak_rss_mb(), "heavy_modules": heavy_modules_loaded()}
+        else:
+            reply = {"error": f"unknown op {op!r}"}
+        answers.write(json.dumps(reply) + "\n")
+
+
+def main() -> None:
+    """Entry point: the engine spec is argv[1] (JSON); requests come on stdin, answers go to the original stdout."""
+    answers = _protocol_stream()
+    try:
+        serve(json.loads(sys.argv[1]), sys.stdin, answers)
+    except BaseException as exc:  # report any failure as one answer line, then exit non-zero
+        answers.write(json.dumps({"event": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}) + "\n")
+        raise
+
+
+if __name__ == "__main__":
+    main()

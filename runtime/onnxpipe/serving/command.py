@@ -1,0 +1,103 @@
+"""`onnxpipe serve`: its arguments, the check that its extra is installed, and the hand-over to the server
+(or to Ray Serve with `--ray`). Imports neither starlette, uvicorn nor ray until they are known to be there."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from typing import Optional, Sequence
+
+from .config import EMBEDDING_POOLINGS, ServeConfig
+
+SERVE_MODULES = ("starlette", "uvicorn")
+SERVE_INSTALL = "pip install 'onnxpipe[serve]'"
+RAY_MODULES = ("ray", "starlette")
+RAY_INSTALL = "pip install 'onnxpipe[ray]'"
+API_KEY_ENV = "ONNXPIPE_API_KEY"
+# options that only the built-in server has, and only Ray has: given in the other mode they are an error
+SERVER_ONLY = ("drain_timeout", "embedding_pooling")
+RAY_ONLY = ("ray_address", "min_replicas", "max_replicas", "replica_cpus")
+
+
+def missing(modules: Sequence[str]) -> list[str]:
+    """The modules of `modules` that are not installed (found without importing them)."""
+    return [name for name in modules if importlib.util.find_spec(name) is None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of `onnxpipe serve`."""
+    p = argparse.ArgumentParser(
+        prog="onnxpipe serve",
+        description="Serve pipelines over HTTP with dynamic batching (Hugging Face Inference API shape, "
+        "OpenAI-compatible /v1/embeddings), or deploy them on Ray Serve with --ray.",
+    )
+    p.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
+                   help="a model folder (or hub id) to serve, named NAME or after the folder; repeat for several. "
+                   "The first is the default model of POST /")
+    p.add_argument("--task", help="task of every model (default: from each folder's manifest or config.json)")
+    p.add_argument("--dtype", help="ONNX variant: fp32, int8, fp16 (default: each folder's default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model (default: onnxruntime's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=32, help="requests coalesced into one pipeline call (1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long the oldest request waits for others")
+    p.add_argument("--max-queue", type=int, default=256, help="requests waiting per model before new ones get 503")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before a request is answered 504")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
+    p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                   help=f"require 'Authorization: Bearer KEY' on every route but /health (default: ${API_KEY_ENV})")
+    p.add_argument("--drain-timeout", type=float, help="on SIGTERM, seconds to let in-flight requests finish (default 30)")
+    p.add_argument("--embedding-pooling", choices=EMBEDDING_POOLINGS,
+                   help="sentence vector of /v1/embeddings: mean of the tokens or the first token (default mean)")
+    ray = p.add_argument_group("Ray Serve (needs the ray extra)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of the built-in server")
+    ray.add_argument("--ray-address", help="an existing cluster ('auto', 'ray://HOST:10001'; default: start a local Ray)")
+    ray.add_argument("--min-replicas", type=int, help="replicas per model (default 1)")
+    ray.add_argument("--max-replicas", type=int, help="autoscale up to this many replicas per model (default: --min-replicas)")
+    ray.add_argument("--replica-cpus", type=float, help="CPUs Ray reserves per replica (default 1)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run `onnxpipe serve` with `argv`; the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    wrong_mode = [name for name in (RAY_ONLY if not args.ray else SERVER_ONLY) if getattr(args, name) is not None]
+    if wrong_mode:
+        flags = ", ".join("--" + name.replace("_", "-") for name in wrong_mode)
+        parser.error(f"{flags} {'need' if not args.ray else 'do not apply with'} --ray.")
+    extra, need = ("ray", RAY_MODULES) if args.ray else ("serve", SERVE_MODULES)
+    absent = missing(need)
+    if absent:
+        print(f"error: `onnxpipe serve{' --ray' if args.ray else ''}` needs the {extra} extra ({', '.join(absent)} "
+              f"not installed). Install it with: {RAY_INSTALL if args.ray else SERVE_INSTALL}", file=sys.stderr)
+        return 1
+    try:
+        config = ServeConfig.from_specs(
+            args.model, task=args.task, dtype=args.dtype, device=args.device, threads=args.threads, host=args.host,
+            port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+            timeout_s=args.timeout, max_body_bytes=args.max_body_bytes, api_key=args.api_key,
+            **({} if args.drain_timeout is None else {"drain_timeout_s": args.drain_timeout}),
+            **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
+        )
+        if args.ray:
+            from .ray_app import RayOptions
+
+            low = 1 if args.min_replicas is None else args.min_replicas
+            ray_options = RayOptions(
+                address=args.ray_address, min_replicas=low,
+                max_replicas=low if args.max_replicas is None else args.max_replicas,
+                replica_cpus=1.0 if args.replica_cpus is None else args.replica_cpus,
+            )
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.ray:
+        from .ray_app import run as run_ray
+
+        return run_ray(config, ray_options)
+    from .server import run
+
+    return run(config)

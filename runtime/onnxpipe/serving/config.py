@@ -1,0 +1,94 @@
+"""The server's options, checked once at start: which models to serve and how to batch, queue and guard them."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+EMBEDDING_POOLINGS = ("mean", "cls")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One served model: the name clients use in `/models/{name}` and the folder (or hub id) loaded at start."""
+
+    name: str
+    source: str
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        """`DIR` (named after the folder) or `name=DIR`; raise ValueError naming the bad value."""
+        name, sep, source = text.partition("=")
+        if not sep or os.path.exists(text):
+            name, source = "", text
+        source = source.strip()
+        if not source:
+            raise ValueError(f"--model {text!r} names no folder; pass --model DIR or --model name=DIR.")
+        if not name:
+            name = os.path.basename(os.path.normpath(source)) or source
+        if not _NAME.match(name):
+            raise ValueError(
+                f"model name {name!r} (from --model {text!r}) must be 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit; pass --model NAME=DIR to choose one."
+            )
+        return cls(name, source)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `onnxpipe serve` was started with. The first model is the default one, served at `POST /`."""
+
+    models: tuple[ModelSpec, ...]
+    task: Optional[str] = None
+    dtype: Optional[str] = None
+    device: str = "cpu"
+    threads: Optional[int] = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    timeout_s: float = 30.0
+    max_body_bytes: int = 1 << 20
+    drain_timeout_s: float = 30.0
+    api_key: Optional[str] = field(default=None, repr=False)
+    embedding_pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("serve needs at least one --model DIR (or --model name=DIR).")
+        names = [spec.name for spec in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"two models are named {duplicates}; give each its own name with --model NAME=DIR.")
+        _check(self.max_batch_size >= 1, f"--max-batch-size must be >= 1 (1 turns batching off), got {self.max_batch_size}.")
+        _check(self.max_wait_ms >= 0, f"--max-wait-ms must be >= 0, got {self.max_wait_ms}.")
+        _check(self.max_queue >= 1, f"--max-queue must be >= 1, got {self.max_queue}.")
+        _check(self.timeout_s > 0, f"--timeout must be > 0 seconds, got {self.timeout_s}.")
+        _check(self.max_body_bytes >= 1, f"--max-body-bytes must be >= 1, got {self.max_body_bytes}.")
+        _check(self.drain_timeout_s >= 0, f"--drain-timeout must be >= 0 seconds, got {self.drain_timeout_s}.")
+        _check(0 < self.port < 65536, f"--port must be between 1 and 65535, got {self.port}.")
+        _check(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}.")
+        _check(self.api_key is None or len(self.api_key) > 0, "--api-key must not be empty.")
+        _check(
+            self.embedding_pooling in EMBEDDING_POOLINGS,
+            f"--embedding-pooling must be one of {', '.join(EMBEDDING_POOLINGS)}, got {self.embedding_pooling!r}.",
+        )
+
+    @property
+    def default_model(self) -> str:
+        """The model `POST /` serves: the first one given."""
+        return self.models[0].name
+
+    @classmethod
+    def from_specs(cls, models: Sequence[str], **options) -> "ServeConfig":
+        """Build from `--model` strings and the other options; raise ValueError with the fix."""
+        return cls(models=tuple(ModelSpec.parse(text) for text in models), **options)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)

@@ -1,0 +1,172 @@
+"""A Ray Serve deployment of the same pipelines: Ray's `@serve.batch` collects requests, the same `Coalescer` as
+the HTTP server turns them into pipeline calls, and Ray scales replicas across a cluster.
+
+Each model is one Serve application at `/models/{name}` answering the Hugging Face Inference API body. Run it with
+`onnxpipe serve --ray --model DIR ...`, or with Ray's own CLI: `serve run onnxpipe.serving.ray_app:build_app model=DIR`.
+On a multi-node cluster every node must reach the model folder at the same path (shared storage) or hold it in
+its cache (a hub id is downloaded by each replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .coalesce import Coalescer, Job, Outcome, reserved_parameters
+from .config import ModelSpec, ServeConfig
+from .protocol import RequestError, parse_inference, pipeline_error
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Replica settings: a fixed count when min == max, Ray's autoscaling between them otherwise."""
+
+    address: Optional[str] = None  # an existing cluster ("auto", "ray://host:10001"); None starts a local Ray
+    min_replicas: int = 1
+    max_replicas: int = 1
+    replica_cpus: float = 1.0
+    target_ongoing_requests: Optional[float] = None  # default: max_batch_size (a full batch per replica)
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"replicas must satisfy 1 <= --min-replicas <= --max-replicas, got {self.min_replicas} and {self.max_replicas}."
+            )
+        if self.replica_cpus <= 0:
+            raise ValueError(f"--replica-cpus must be > 0, got {self.replica_cpus}.")
+
+
+@serve.deployment
+class PipelineDeployment:
+    """One replica: a pipeline, Ray's batching in front of it, the HF Inference API shape on HTTP."""
+
+    def __init__(self, name: str, source: str, task: Optional[str] = None, dtype: Optional[str] = None,
+                 device: str = "cpu", threads: Optional[int] = None, max_batch_size: int = 32,
+                 max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None):
+        from ..registry import pipeline
+
+        self.name, self.max_body_bytes, self.api_key = name, max_body_bytes, api_key
+        self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads)
+        self.calls: Counter[int] = Counter()
+        self.coalescer = Coalescer(self.pipe, max_batch_size, on_call=lambda n, seconds: self.calls.update([n]))
+        self.reserved = reserved_parameters(self.pipe)
+        self.run_batch.set_max_batch_size(max_batch_size)
+        self.run_batch.set_batch_wait_timeout_s(max_wait_ms / 1000.0)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def run_batch(self, jobs: list[Job]) -> list[Outcome]:
+        """Ray hands over the requests that arrived together; the Coalescer answers them off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.coalescer.run, jobs)
+
+    def stats(self) -> dict[int, int]:
+        """Pipeline calls of this replica by the number of requests each answered."""
+        return dict(self.calls)
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            if self.api_key is not None:
+                scheme, _, token = request.headers.get("authorization", "").partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
+                    raise RequestError(401, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'.",
+                                       {"WWW-Authenticate": "Bearer"})
+            if request.method != "POST":
+                raise RequestError(405, "method_not_allowed", f"POST a JSON body to /models/{self.name}.")
+            body = await request.body()
+            if len(body) > self.max_body_bytes:
+                raise RequestError(413, "body_too_large", f"the request body is larger than {self.max_body_bytes} bytes.")
+            inputs, params = parse_inference(body, self.reserved)
+            outcome = await self.run_batch(Job(inputs, params, enqueued=time.monotonic()))
+            if outcome.error is not None:
+                raise pipeline_error(outcome.error, self.name)
+            return JSONResponse(outcome.value)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), exc.status, headers=exc.headers)
+
+
+def application(spec: ModelSpec, config: ServeConfig, ray: RayOptions = RayOptions()) -> Any:
+    """The Serve application of one model, with Ray's batching and replica settings from `config` and `ray`."""
+    options: dict[str, Any] = {
+        "name": f"onnxpipe-{spec.name}",
+        # Ray may hand a replica this many requests at once: at least two full batches, so one can form while one runs
+        "max_ongoing_requests": 2 * config.max_batch_size,
+        "max_queued_requests": config.max_queue,
+        "ray_actor_options": {"num_cpus": ray.replica_cpus},
+    }
+    if ray.max_replicas > ray.min_replicas:
+        options["autoscaling_config"] = {
+            "min_replicas": ray.min_replicas,
+            "max_replicas": ray.max_replicas,
+            "target_ongoing_requests": ray.target_ongoing_requests or config.max_batch_size,
+        }
+    else:
+        options["num_replicas"] = ray.min_replicas
+    return PipelineDeployment.options(**options).bind(
+        spec.name, spec.source, config.task, config.dtype, config.device, config.threads,
+        config.max_batch_size, config.max_wait_ms, config.max_body_bytes, config.api_key,
+    )
+
+
+def deploy(config: ServeConfig, ray_options: RayOptions) -> dict[str, str]:
+    """Start Serve (on `ray_options.address`, or a new local Ray) and deploy every model; name -> URL."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_options.address)
+    serve.start(http_options={"host": config.host, "port": config.port, "request_timeout_s": config.timeout_s})
+    urls = {}
+    for spec in config.models:
+        serve.run(application(spec, config, ray_options), name=spec.name, route_prefix=f"/models/{spec.name}")
+        urls[spec.name] = f"http://{config.host}:{config.port}/models/{spec.name}"
+    return urls
+
+
+def run(config: ServeConfig, ray_options: RayOptions) -> int:
+    """`onnxpipe serve --ray`: deploy, print the URLs, serve until Ctrl-C or SIGTERM, then shut Serve down."""
+    import signal
+
+    import ray
+
+    urls = deploy(config, ray_options)
+    for name, url in urls.items():
+        print(f"{name}: POST {url}", flush=True)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    print("shutting down Serve and Ray", flush=True)
+    serve.shutdown()
+    ray.shutdown()
+    return 0
+
+
+def build_app(args: dict[str, str]) -> Any:
+    """For Ray's CLI: `serve run onnxpipe.serving.ray_app:build_app model=DIR [name=N task=T dtype=int8
+    max_batch_size=32 max_wait_ms=5 min_replicas=1 max_replicas=4 replica_cpus=1]`."""
+    known = {"model", "name", "task", "dtype", "device", "threads", "max_batch_size", "max_wait_ms", "max_queue",
+             "max_body_bytes", "min_replicas", "max_replicas", "replica_cpus", "target_ongoing_requests"}
+    unknown = sorted(set(args) - known)
+    if unknown or "model" not in args:
+        raise ValueError(f"build_app takes model=DIR and optionally {sorted(known - {'model'})}; got {sorted(args)}.")
+    spec = ModelSpec.parse(f"{args['name']}={args['model']}" if "name" in args else args["model"])
+    number = {"threads": int, "max_batch_size": int, "max_wait_ms": float, "max_queue": int, "max_body_bytes": int}
+    config = ServeConfig(
+        models=(spec,), task=args.get("task"), dtype=args.get("dtype"), device=args.get("device", "cpu"),
+        **{k: cast(args[k]) for k, cast in number.items() if k in args},
+    )
+    ray_options = RayOptions(
+        min_replicas=int(args.get("min_replicas", 1)), max_replicas=int(args.get("max_replicas", args.get("min_replicas", 1))),
+        replica_cpus=float(args.get("replica_cpus", 1.0)),
+        target_ongoing_requests=float(args["target_ongoing_requests"]) if "target_ongoing_requests" in args else None,
+    )
+    return application(spec, config, ray_options)
