@@ -123,7 +123,8 @@ def rewrite(path: Path, plot: bool) -> dict[str, Any]:
 def write_summary(records: list[dict[str, Any]], failures: list[str], results: Path, seconds: float) -> Path:
     """benchmarks/results/README.md: the headline table, the targets, then every model's full report."""
     lines = ["# Benchmark results", "", f"Written by `benchmarks/run_all` in {seconds / 60:.1f} minutes on "
-             f"{machine_line(records[0]) if records else 'this machine'}.", ""]
+             f"{machine_line(records[0]) if records else 'this machine'}. How each figure is measured, the levers "
+             "tried, and how to read figures from a shared machine: [../README.md](../README.md).", ""]
     lines += headline_table(records) + [""]
     lines += targets_table(records) + [""]
     lines += [f"- not measured: {failure}" for failure in failures] + ([""] if failures else [])
