@@ -4,7 +4,8 @@ speed does not depend on them) and the real all-MiniLM-L6-v2, both int8.
 
     python benchmarks/serve_bench.py [--seconds 10] [--concurrency 1,8,32] [--work out/bench] [--markdown FILE]
 
-Each configuration gets a fresh server process on loopback. The client is a closed loop: N connections, each
+Each model gets two server processes on loopback, batching on and off, up at once; the two cells of a comparison
+are measured back to back. The client is a closed loop: N connections, each
 sending its next request as soon as the last one is answered, for `--seconds` after a warm-up. It speaks raw
 HTTP/1.1 over asyncio streams (a few microseconds per request) so that on a small machine the client takes as
 little CPU from the server as possible; client and server share the machine's cores, as they would behind a
@@ -216,19 +217,26 @@ def measure(port: int, pids: list[int], payloads: list[bytes], concurrency: int,
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every cell, with both servers of a model up at once and the cells of a pair measured back to back (off,
+    then on), so that drift in the machine's speed hits both sides of a comparison alike."""
     rows = []
     for name, (folder, what, params) in model_folders(Path(args.work)).items():
-        for mode, batch in (("on", args.max_batch_size), ("off", 1)):
-            port = free_port()
-            proc = start_server(folder, port, batch, args.max_wait_ms, Path(args.work) / f"serve-{mode}.log")
-            try:
-                for mix, concurrency in [(mix, c) for mix in MIXES for c in args.concurrency]:
-                    payloads = [request_bytes(port, "/models/m", {"inputs": t, "parameters": params}) for t in texts(512, MIXES[mix])]
-                    result = measure(port, [proc.pid, os.getpid()], payloads, concurrency, args)
-                    row = {"model": name, "what": what, "inputs": mix, "batching": mode, "concurrency": concurrency, **result}
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-            finally:
+        servers = {}
+        try:
+            for mode, batch in (("off", 1), ("on", args.max_batch_size)):
+                port = free_port()
+                servers[mode] = (port, start_server(folder, port, batch, args.max_wait_ms, Path(args.work) / f"serve-{mode}.log"))
+            for mix in MIXES:
+                corpus = texts(512, MIXES[mix])
+                for concurrency in args.concurrency:
+                    for mode, (port, proc) in servers.items():
+                        payloads = [request_bytes(port, "/models/m", {"inputs": t, "parameters": params}) for t in corpus]
+                        result = measure(port, [proc.pid, os.getpid()], payloads, concurrency, args)
+                        row = {"model": name, "what": what, "inputs": mix, "batching": mode, "concurrency": concurrency, **result}
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            for _, proc in servers.values():
                 stop_server(proc)
     return rows
 

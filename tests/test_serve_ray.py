@@ -65,3 +65,15 @@ def test_ray_deployment_batches_and_answers_like_direct_calls(models, ray_serve)
     calls = serve.get_app_handle("cls").stats.remote().result()
     assert sum(n * count for n, count in calls.items()) == len(bodies) + 1
     assert max(calls) > 1, calls  # Ray's batching handed the Coalescer several requests at once
+
+
+def test_build_app_names_its_arguments():
+    """`serve run onnxpipe.serving.ray_app:build_app ...` takes model=DIR and known settings; others are refused."""
+    from onnxpipe.serving.ray_app import RayOptions, build_app
+
+    with pytest.raises(ValueError, match="build_app takes model=DIR"):
+        build_app({"model": "x", "replicas": "3"})
+    with pytest.raises(ValueError, match="build_app takes model=DIR"):
+        build_app({"name": "x"})
+    with pytest.raises(ValueError, match="1 <= --min-replicas <= --max-replicas"):
+        RayOptions(min_replicas=3, max_replicas=2)
