@@ -34,6 +34,23 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
+# transformers' ClassificationFunction, by lower-case name
+FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
+
+
+def check_function_to_apply(options: dict[str, Any]) -> None:
+    """Normalize `function_to_apply` (a name or transformers' enum) to a FUNCTIONS key; None keeps the model's default."""
+    function = options["function_to_apply"]
+    if function is None:
+        return
+    name = getattr(function, "value", getattr(function, "name", function))
+    if not isinstance(name, str) or name.lower() not in FUNCTIONS:
+        raise InvalidOptionError(
+            f"function_to_apply must be one of {', '.join(FUNCTIONS)} (or None for the model's default), got {function!r}."
+        )
+    options["function_to_apply"] = name.lower()
+
+
 class TextPipeline(Pipeline):
     """A pipeline whose inputs are tokenized by the model folder's tokenizer."""
 

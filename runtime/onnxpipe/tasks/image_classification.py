@@ -8,9 +8,8 @@ import numpy as np
 
 from ..errors import InvalidOptionError
 from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .common_text import sigmoid, softmax
+from .common_text import FUNCTIONS, check_function_to_apply
 
-FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 
 
 class ImageClassificationPipeline(ImagePipeline):
@@ -27,14 +26,7 @@ class ImageClassificationPipeline(ImagePipeline):
         top_k = options["top_k"]
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise InvalidOptionError(f"top_k must be a positive int (None means 5, as in transformers), got {top_k!r}.")
-        function = options["function_to_apply"]
-        if function is not None:
-            name = getattr(function, "value", function)
-            if not isinstance(name, str) or name.lower() not in FUNCTIONS:
-                raise InvalidOptionError(
-                    f"function_to_apply must be one of {', '.join(FUNCTIONS)} (or None for the model's default), got {function!r}."
-                )
-            options["function_to_apply"] = name.lower()
+        check_function_to_apply(options)
 
     def _default_function(self) -> str:
         config = self.folder.config

@@ -9,10 +9,9 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..text import EncodedBatch
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, sigmoid, softmax
+from .common_text import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options
 
 _UNSET = "<unset>"  # transformers' "top_k not given" marker: results keep their legacy shape
-FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 
 
 class TextClassificationPipeline(TextPipeline):
@@ -41,14 +40,7 @@ class TextClassificationPipeline(TextPipeline):
         top_k = options["top_k"]
         if top_k != _UNSET and top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise InvalidOptionError(f"top_k must be a positive int or None (all labels), got {top_k!r}.")
-        function = options["function_to_apply"]
-        if function is not None:
-            name = getattr(function, "name", function)
-            if not isinstance(name, str) or name.lower() not in FUNCTIONS:
-                raise InvalidOptionError(
-                    f"function_to_apply must be one of {', '.join(FUNCTIONS)} (or None for the model's default), got {function!r}."
-                )
-            options["function_to_apply"] = name.lower()
+        check_function_to_apply(options)
         if options["return_all_scores"] is not None and not isinstance(options["return_all_scores"], bool):
             raise InvalidOptionError(f"return_all_scores must be True or False, got {options['return_all_scores']!r}.")
         if options["return_all_scores"] is not None and top_k == _UNSET:
