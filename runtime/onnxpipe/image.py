@@ -27,6 +27,7 @@ except ImportError as exc:  # Pillow is the optional `vision` extra
     raise ImportError("Image tasks need Pillow: pip install 'onnxpipe[vision]' (or pip install pillow).") from exc
 
 from .errors import InvalidInputError, MissingModelFileError
+from .media_sources import MediaSources, describe
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
 # processor class -> how it resizes; every one then rescales, normalizes and puts channels first
@@ -61,10 +62,11 @@ def _fetch(url: str, timeout: Optional[float]) -> bytes:
         ) from exc
 
 
-def _from_string(text: str, timeout: Optional[float]) -> PIL.Image.Image:
+def _from_string(text: str, timeout: Optional[float], sources: MediaSources) -> PIL.Image.Image:
+    sources.check_url(text)
     if text.startswith(("http://", "https://")):
         return _open(_fetch(text, timeout), f"The content of {text!r}")
-    if os.path.isfile(text):
+    if sources.may_read_files() and os.path.isfile(text):
         with open(text, "rb") as handle:
             return _open(handle.read(), f"The file {text!r}")
     payload = "".join((text.split(",", 1)[1] if text.startswith("data:image/") else text).split())
@@ -73,6 +75,11 @@ def _from_string(text: str, timeout: Optional[float]) -> PIL.Image.Image:
     except (binascii.Error, ValueError):
         data = b""
     if not data:
+        if not sources.may_read_files():
+            raise InvalidInputError(
+                f"{text[:200]!r} is not a base64-encoded image; this pipeline takes {describe(sources)} "
+                "(file paths are turned off: start the server with --allow-media-files to read local files)."
+            )
         raise InvalidInputError(
             f"{text[:200]!r} is not an existing file, an http(s) URL or a base64-encoded image. "
             "Check the path (relative paths are read from the current directory)."
@@ -94,12 +101,14 @@ def _from_array(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(array))
 
 
-def load_image(item: Any, timeout: Optional[float] = None) -> PIL.Image.Image:
-    """An RGB PIL image from any supported input, EXIF-transposed and converted as transformers does."""
+def load_image(item: Any, timeout: Optional[float] = None, sources: MediaSources = MediaSources()) -> PIL.Image.Image:
+    """An RGB PIL image from any supported input, EXIF-transposed and converted as transformers does.
+
+    `sources` says whether strings may name local files or URLs (a server turns both off)."""
     if isinstance(item, str):
-        image = _from_string(item, timeout)
+        image = _from_string(item, timeout, sources)
     elif isinstance(item, os.PathLike):
-        image = _from_string(os.fspath(item), timeout)
+        image = _from_string(os.fspath(item), timeout, sources)
     elif isinstance(item, PIL.Image.Image):
         image = item
     elif isinstance(item, np.ndarray):

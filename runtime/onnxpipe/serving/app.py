@@ -231,6 +231,7 @@ def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
                 "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait_ms, "max_queue": config.max_queue,
                 "timeout_s": config.timeout_s, "max_body_bytes": config.max_body_bytes, "api_key": config.api_key is not None,
                 "embedding_pooling": config.embedding_pooling,
+                "allow_media_files": config.allow_media_files, "allow_media_urls": config.allow_media_urls,
             },
         })
 

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, help="on SIGTERM, seconds to let in-flight requests finish (default 30)")
     p.add_argument("--embedding-pooling", choices=EMBEDDING_POOLINGS,
                    help="sentence vector of /v1/embeddings: mean of the tokens or the first token (default mean)")
+    p.add_argument("--allow-media-files", action="store_true",
+                   help="let image/audio inputs name files on this machine (default: only inline base64 data)")
+    p.add_argument("--allow-media-urls", action="store_true",
+                   help="let image/audio inputs be http(s) URLs the server fetches (default: only inline base64 data)")
     ray = p.add_argument_group("Ray Serve (needs the ray extra)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of the built-in server")
     ray.add_argument("--ray-address", help="an existing cluster ('auto', 'ray://HOST:10001'; default: start a local Ray)")
@@ -80,6 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.model, task=args.task, dtype=args.dtype, device=args.device, threads=args.threads, host=args.host,
             port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
             timeout_s=args.timeout, max_body_bytes=args.max_body_bytes, api_key=args.api_key,
+            allow_media_files=args.allow_media_files, allow_media_urls=args.allow_media_urls,
             **({} if args.drain_timeout is None else {"drain_timeout_s": args.drain_timeout}),
             **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
         )

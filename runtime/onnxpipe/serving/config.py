@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from ..media_sources import MediaSources
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 EMBEDDING_POOLINGS = ("mean", "cls")
 
@@ -56,6 +58,10 @@ class ServeConfig:
     drain_timeout_s: float = 30.0
     api_key: Optional[str] = field(default=None, repr=False)
     embedding_pooling: str = "mean"
+    # image/audio inputs in requests are inline data (base64) unless these are turned on: a string naming a
+    # file or URL would otherwise make the server read its own files or fetch URLs for the client
+    allow_media_files: bool = False
+    allow_media_urls: bool = False
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -77,6 +83,11 @@ class ServeConfig:
             self.embedding_pooling in EMBEDDING_POOLINGS,
             f"--embedding-pooling must be one of {', '.join(EMBEDDING_POOLINGS)}, got {self.embedding_pooling!r}.",
         )
+
+    @property
+    def media_sources(self) -> MediaSources:
+        """Where string image/audio inputs of requests may point (nowhere but inline data by default)."""
+        return MediaSources(files=self.allow_media_files, urls=self.allow_media_urls)
 
     @property
     def default_model(self) -> str:

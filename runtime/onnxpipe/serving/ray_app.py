@@ -50,11 +50,14 @@ class PipelineDeployment:
 
     def __init__(self, name: str, source: str, task: Optional[str] = None, dtype: Optional[str] = None,
                  device: str = "cpu", threads: Optional[int] = None, max_batch_size: int = 32,
-                 max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None):
+                 max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None,
+                 allow_media_files: bool = False, allow_media_urls: bool = False):
+        from ..media_sources import MediaSources
         from ..registry import pipeline
 
         self.name, self.max_body_bytes, self.api_key = name, max_body_bytes, api_key
-        self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads)
+        self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads,
+                             media_sources=MediaSources(files=allow_media_files, urls=allow_media_urls))
         self.calls: Counter[int] = Counter()
         self.coalescer = Coalescer(self.pipe, max_batch_size, on_call=lambda n, seconds: self.calls.update([n]))
         self.reserved = reserved_parameters(self.pipe)
@@ -111,6 +114,7 @@ def application(spec: ModelSpec, config: ServeConfig, ray: RayOptions = RayOptio
     return PipelineDeployment.options(**options).bind(
         spec.name, spec.source, config.task, config.dtype, config.device, config.threads,
         config.max_batch_size, config.max_wait_ms, config.max_body_bytes, config.api_key,
+        config.allow_media_files, config.allow_media_urls,
     )
 
 
@@ -154,7 +158,8 @@ def build_app(args: dict[str, str]) -> Any:
     """For Ray's CLI: `serve run onnxpipe.serving.ray_app:build_app model=DIR [name=N task=T dtype=int8
     max_batch_size=32 max_wait_ms=5 min_replicas=1 max_replicas=4 replica_cpus=1]`."""
     known = {"model", "name", "task", "dtype", "device", "threads", "max_batch_size", "max_wait_ms", "max_queue",
-             "max_body_bytes", "min_replicas", "max_replicas", "replica_cpus", "target_ongoing_requests"}
+             "max_body_bytes", "min_replicas", "max_replicas", "replica_cpus", "target_ongoing_requests",
+             "allow_media_files", "allow_media_urls"}
     unknown = sorted(set(args) - known)
     if unknown or "model" not in args:
         raise ValueError(f"build_app takes model=DIR and optionally {sorted(known - {'model'})}; got {sorted(args)}.")
@@ -163,6 +168,7 @@ def build_app(args: dict[str, str]) -> Any:
     config = ServeConfig(
         models=(spec,), task=args.get("task"), dtype=args.get("dtype"), device=args.get("device", "cpu"),
         **{k: cast(args[k]) for k, cast in number.items() if k in args},
+        **{k: _flag(k, args[k]) for k in ("allow_media_files", "allow_media_urls") if k in args},
     )
     ray_options = RayOptions(
         min_replicas=int(args.get("min_replicas", 1)), max_replicas=int(args.get("max_replicas", args.get("min_replicas", 1))),
@@ -170,3 +176,13 @@ def build_app(args: dict[str, str]) -> Any:
         target_ongoing_requests=float(args["target_ongoing_requests"]) if "target_ongoing_requests" in args else None,
     )
     return application(spec, config, ray_options)
+
+
+def _flag(name: str, value: object) -> bool:
+    """A boolean build_app argument (`serve run` passes strings): true/false, yes/no, 1/0."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}.")

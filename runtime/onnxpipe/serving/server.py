@@ -23,7 +23,8 @@ def load_pipelines(config: ServeConfig) -> dict[str, Any]:
     for spec in config.models:
         started = time.perf_counter()
         pipes[spec.name] = pipeline(
-            config.task, model=spec.source, device=config.device, dtype=config.dtype, intra_op_num_threads=config.threads
+            config.task, model=spec.source, device=config.device, dtype=config.dtype, intra_op_num_threads=config.threads,
+            media_sources=config.media_sources,
         )
         pipe = pipes[spec.name]
         log.info("model %r: %s from %s (%s) in %.2f s", spec.name, pipe.task, spec.source, pipe.model_path.name,

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..manifest import dtype_of_filename
+from ..media_sources import MediaSources
 from ..model import ModelFolder
 from ..session import OnnxSession, parse_device
 
@@ -31,9 +32,16 @@ class Pipeline:
         device: Union[str, int, None] = "cpu",
         dtype: Optional[str] = None,
         intra_op_num_threads: Optional[int] = None,
+        media_sources: Optional[MediaSources] = None,
         **options: Any,
     ):
         self.folder = ModelFolder.open(model)
+        if media_sources is not None and not isinstance(media_sources, MediaSources):
+            raise InvalidOptionError(
+                f"media_sources must be an onnxpipe.media_sources.MediaSources, got {type(media_sources).__name__}."
+            )
+        #: where string image/audio inputs may point (files, URLs); fixed at construction, never per call
+        self.media_sources = media_sources or MediaSources()
         self.task = task
         self.device = device
         device_kind, _ = parse_device(device)
