@@ -170,3 +170,30 @@ def test_cli_bench_without_the_extra_names_the_fix(monkeypatch, capsys):
     monkeypatch.setattr(cli, "missing_bench_modules", lambda: ["matplotlib"])
     assert cli.main(["bench", "--model", "m"]) == 1
     assert "pip install 'onnxpipe[bench]'" in capsys.readouterr().err
+
+
+def test_image_tasks_are_benchmarked_on_decoded_pictures(vision_models, tmp_path):
+    """An image model goes through the same harness: pictures instead of texts, Optimum's image pipeline, and the
+    pre-processing share reported per engine."""
+    folder = vision_models.get("vit").onnx
+    argv = [
+        sys.executable, "-m", "onnxpipe_bench", "--model", str(folder), "--dtype", "fp32", "--batch-size", "1,2",
+        "--runs", "1", "--warmup", "0", "--cold-runs", "1", "--compare", "torch,optimum",
+        "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--quiet",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert [e["name"] for e in record["engines"]] == ["onnxpipe fp32", "transformers torch fp32", "optimum fp32"], record["skipped"]
+    assert {(r["batch_size"], r["seq_len"]) for r in record["results"]} == {(1, "480x640"), (2, "480x640")}
+    assert all(r["tokens_per_input"] is None and r["median_ms"] > 0 for r in record["results"])
+    text = (tmp_path / "r.md").read_text()
+    assert "| batch x picture (h x w) |" in text and "onnxpipe fp32: pre- and post-processing" in text
+
+
+def test_benchmark_pictures_are_deterministic_and_differ():
+    from onnxpipe_bench.images import decode_images, make_images
+
+    first, again = make_images(3, 24, 32, seed=1), make_images(3, 24, 32, seed=1)
+    assert first == again and len(set(first)) == 3
+    assert [im.size for im in decode_images(first)] == [(32, 24)] * 3

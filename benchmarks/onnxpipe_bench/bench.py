@@ -20,7 +20,8 @@ from .engines import EngineSpec
 from .inputs import load_tokenizer, make_texts
 from .machine import machine_info
 from .process import Worker, WorkerError, start_worker
-from .tasks import QUESTION, TaskSpec, task_spec
+from .images import make_images
+from .tasks import IMAGE_SIZE, QUESTION, TaskSpec, task_spec
 
 COMPARE = ("torch", "optimum")
 DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
@@ -114,7 +115,9 @@ def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str,
         else:
             specs.append(EngineSpec("transformers", model=checkpoint, **common))
     if "optimum" in options.compare:
-        if not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
+        if task_spec(task).optimum_class is None:
+            skipped.append({"engine": "optimum", "reason": f"Optimum has no ORTModel class for {task}"})
+        elif not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
             skipped.append({"engine": "optimum", "reason": "optimum-onnx (optimum.onnxruntime) is not installed"})
         else:
             for dtype, path in files.items():
@@ -138,8 +141,11 @@ def _mask_token(folder: Any) -> Optional[str]:
     return token.get("content") if isinstance(token, dict) else token
 
 
-def build_inputs(folder: Any, spec: TaskSpec, seq_len: int, count: int) -> tuple[list[Any], float]:
-    """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count."""
+def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple[list[Any], Optional[float]]:
+    """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
+    (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
+    if spec.modality == "image":
+        return make_images(count, *IMAGE_SIZE), None
     tokenizer = load_tokenizer(folder.path)
     text_len = seq_len
     if spec.task == "question-answering":  # question and context together make seq_len tokens
@@ -225,9 +231,13 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
     folder, task, files = resolve_model(options)
     spec = task_spec(task)
     specs, skipped = engine_specs(options, folder, task, files)
-    limit = max_tokens(folder)
-    seq_lens = [s for s in options.seq_lens if limit is None or s <= limit]
-    notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in options.seq_lens if s not in seq_lens]
+    if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
+        seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
+        notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
+    else:
+        limit = max_tokens(folder)
+        seq_lens = [s for s in options.seq_lens if limit is None or s <= limit]
+        notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in options.seq_lens if s not in seq_lens]
     if not seq_lens:
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
@@ -245,7 +255,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
                 key = f"{batch}x{seq_len}"
                 batch_options = {**call_options, "batch_size": batch}
                 for worker in workers:
-                    worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options})
+                    worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
+                                    "images": spec.modality == "image"})
                 log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
                 times, failed = time_configuration(workers, key, options)
                 for name, (total, core) in times.items():

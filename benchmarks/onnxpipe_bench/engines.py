@@ -136,8 +136,11 @@ def load_optimum(spec: EngineSpec) -> tuple[Any, CoreTimer]:
         options.intra_op_num_threads = spec.threads
     provider = "CPUExecutionProvider" if spec.device == "cpu" else "CUDAExecutionProvider"
     model = cls.from_pretrained(spec.model, file_name=spec.file, provider=provider, session_options=options)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(spec.model)
-    pipe = transformers.pipeline(spec.task, model=model, tokenizer=tokenizer)
+    if task_spec(spec.task).modality == "image":
+        processor = {"image_processor": transformers.AutoImageProcessor.from_pretrained(spec.model)}
+    else:
+        processor = {"tokenizer": transformers.AutoTokenizer.from_pretrained(spec.model)}
+    pipe = transformers.pipeline(spec.task, model=model, **processor)
     timer = CoreTimer()
     timer.wrap(model.session, "run")
     timer.wrap(model.session, "run_with_iobinding")

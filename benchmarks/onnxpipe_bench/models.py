@@ -87,6 +87,49 @@ def build_random_checkpoint(arch: str, task: str, output: Path, seed: int = 0) -
     return output
 
 
+def _vit_base():
+    """google/vit-base-patch16-224's shape: ViTConfig's defaults, 1000 classes, its processor (224x224, bilinear)."""
+    import transformers
+
+    config = transformers.ViTConfig(num_labels=1000)
+    return transformers.ViTForImageClassification(config), transformers.ViTImageProcessor(size={"height": 224, "width": 224})
+
+
+def _detr_resnet50():
+    """facebook/detr-resnet-50's shape without timm: a transformers ResNet-50 backbone, 100 queries, 91 classes,
+    and its processor (shortest edge 800, longest 1333)."""
+    import transformers
+
+    backbone = transformers.ResNetConfig(
+        embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3], layer_type="bottleneck",
+        out_features=["stage4"],
+    )
+    config = transformers.DetrConfig(
+        use_timm_backbone=False, backbone=None, backbone_config=backbone, use_pretrained_backbone=False, num_labels=91,
+    )
+    processor = transformers.DetrImageProcessor(size={"shortest_edge": 800, "longest_edge": 1333})
+    return transformers.DetrForObjectDetection(config), processor
+
+
+# real-size vision models with random weights: arch -> builder of (model, image processor)
+VISION_BUILDERS = {"vit-base": _vit_base, "detr-resnet-50": _detr_resnet50}
+
+
+def build_random_vision_checkpoint(arch: str, output: Path, seed: int = 0) -> Path:
+    """Save a random-weight real-size vision checkpoint (VISION_BUILDERS) with its preprocessor_config.json."""
+    import torch
+
+    output = Path(output)
+    if (output / "config.json").is_file():
+        return output
+    torch.manual_seed(seed)
+    model, processor = VISION_BUILDERS[arch]()
+    output.mkdir(parents=True, exist_ok=True)
+    model.eval().save_pretrained(str(output))
+    processor.save_pretrained(str(output))
+    return output
+
+
 def export_folder(checkpoint: Path, task: str, output: Path, dtypes: tuple[str, ...] = ("int8", "fp32")) -> Path:
     """Export `checkpoint` with onnxpipe's export stage unless `output` already holds an export."""
     import warnings

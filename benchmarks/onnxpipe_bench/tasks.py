@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 QUESTION = "What did the council decide to do last year?"
+IMAGE_SIZE = (480, 640)  # (height, width) of benchmark pictures: a common camera frame
 CANDIDATE_LABELS = ("politics", "weather", "sports")
 
 
@@ -18,8 +19,9 @@ class TaskSpec:
     """How one pipeline task is benchmarked."""
 
     task: str
-    optimum_class: str  # class name in optimum.onnxruntime
+    optimum_class: Optional[str]  # class name in optimum.onnxruntime; None: Optimum has no ORTModel for the task
     call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
+    modality: str = "text"  # "image": inputs are generated pictures of IMAGE_SIZE, not texts of a token count
 
     def inputs(self, texts: list[str], mask_token: Optional[str] = None) -> list[Any]:
         """The pipeline inputs for benchmark texts (question-answering pairs them with a question, fill-mask masks a word)."""
@@ -48,6 +50,8 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("question-answering", "ORTModelForQuestionAnswering"),
         TaskSpec("fill-mask", "ORTModelForMaskedLM"),
         TaskSpec("zero-shot-classification", "ORTModelForSequenceClassification", {"candidate_labels": list(CANDIDATE_LABELS)}),
+        TaskSpec("image-classification", "ORTModelForImageClassification", modality="image"),
+        TaskSpec("object-detection", None, modality="image"),
     )
 }
 

@@ -59,7 +59,12 @@ def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
         if op == "quit":
             break
         if op == "inputs":
-            stored[request["key"]] = (request["inputs"], request["options"])
+            inputs = request["inputs"]
+            if request.get("images"):  # decoded once here: timed calls then measure pre-processing, not PNG decoding
+                from .images import decode_images
+
+                inputs = decode_images(inputs)
+            stored[request["key"]] = (inputs, request["options"])
             reply = {"ok": True}
         elif op == "time":
             inputs, options = stored[request["key"]]
