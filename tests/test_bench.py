@@ -197,3 +197,26 @@ def test_benchmark_pictures_are_deterministic_and_differ():
     first, again = make_images(3, 24, 32, seed=1), make_images(3, 24, 32, seed=1)
     assert first == again and len(set(first)) == 3
     assert [im.size for im in decode_images(first)] == [(32, 24)] * 3
+
+
+def test_speech_models_are_benchmarked_on_clips_with_long_ones_chunked(models, tmp_path):
+    """Audio goes through the harness as clips of N seconds; clips over 30 s get chunk_length_s on every engine,
+    and the report gives real-time factors."""
+    import audio_checkpoints
+
+    folder = models._once("audio-wav2vec2-ctc-group", "automatic-speech-recognition",
+                          lambda f: audio_checkpoints.build_ctc(f, "group")).onnx
+    argv = [
+        sys.executable, "-m", "onnxpipe_bench", "--model", str(folder), "--dtype", "fp32", "--batch-size", "1",
+        "--seq-len", "1,31", "--runs", "1", "--warmup", "0", "--cold-runs", "1", "--compare", "torch",
+        "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--quiet",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert [e["name"] for e in record["engines"]] == ["onnxpipe fp32", "transformers torch fp32"], record["skipped"]
+    assert [(r["seq_len"], r["engine"]) for r in record["results"]] == [
+        (size, engine) for size in ("1s", "31s") for engine in ("onnxpipe fp32", "transformers torch fp32")]
+    assert any("chunk_length_s" in note for note in record["notes"])
+    text = (tmp_path / "r.md").read_text()
+    assert "| batch x clip |" in text and "onnxpipe fp32, batch 1 x 31s: real-time factor" in text

@@ -20,8 +20,9 @@ from .engines import EngineSpec
 from .inputs import load_tokenizer, make_texts
 from .machine import machine_info
 from .process import Worker, WorkerError, start_worker
+from .clips import make_clips
 from .images import make_images
-from .tasks import IMAGE_SIZE, QUESTION, TaskSpec, task_spec
+from .tasks import AUDIO_RATE, AUDIO_SECONDS, IMAGE_SIZE, QUESTION, TaskSpec, task_spec
 
 COMPARE = ("torch", "optimum")
 DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
@@ -44,6 +45,7 @@ class BenchOptions:
     cold_runs: int = 3  # fresh processes per engine for cold start
     time_limit: float = 120.0  # seconds per configuration, after which rounds stop (at least 3 are kept)
     threads: Optional[int] = None  # intra-op threads for every engine; None: each engine's default
+    audio_seconds_given: bool = False  # audio tasks: --seq-len was given and means clip seconds
     # seconds between two engines' calls: onnxruntime's and OpenMP's threads keep spinning for some 10-20 ms after
     # a call, which would slow whichever engine runs next
     pause: float = 0.05
@@ -146,6 +148,8 @@ def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple
     (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
     if spec.modality == "image":
         return make_images(count, *IMAGE_SIZE), None
+    if spec.modality == "audio":
+        return make_clips(count, float(str(seq_len).rstrip("s")), AUDIO_RATE), None
     tokenizer = load_tokenizer(folder.path)
     text_len = seq_len
     if spec.task == "question-answering":  # question and context together make seq_len tokens
@@ -163,7 +167,7 @@ def _rotated(items: list, shift: int) -> list:
     return items[shift:] + items[:shift]
 
 
-def start_engines(specs: list[EngineSpec], first: list[Any], options: dict[str, Any], rounds: int) -> tuple[list[Worker], dict[str, list[dict[str, float]]], dict[str, str]]:
+def start_engines(specs: list[EngineSpec], first: list[Any], options: dict[str, Any], rounds: int, audio: bool = False) -> tuple[list[Worker], dict[str, list[dict[str, float]]], dict[str, str]]:
     """Start every engine `rounds` times in fresh processes, rotating the order; keep the last round's workers.
 
     Returns (running workers in spec order, per engine the cold-start samples, per failed engine the reason).
@@ -175,7 +179,7 @@ def start_engines(specs: list[EngineSpec], first: list[Any], options: dict[str, 
         for spec in _rotated(specs, r):
             if spec.name in failures:
                 continue
-            worker, why = start_worker(spec, first, options)
+            worker, why = start_worker(spec, first, options, audio)
             if worker is None:
                 failures[spec.name] = why or "failed"
                 continue
@@ -234,6 +238,13 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
         seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
         notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
+    elif spec.modality == "audio":  # clip lengths in seconds: --seq-len gives them when set, else AUDIO_SECONDS
+        lengths = options.seq_lens if options.audio_seconds_given else list(AUDIO_SECONDS)
+        seq_lens = [f"{s}s" for s in lengths]
+        notes = [f"inputs are speech-like clips of {', '.join(seq_lens)} at {AUDIO_RATE} Hz, decoded before timing; "
+                 "real-time factor = median seconds per clip / clip seconds"]
+        if spec.long_clip_options:
+            notes.append(f"clips over 30 s are called with {spec.long_clip_options} on every engine")
     else:
         limit = max_tokens(folder)
         seq_lens = [s for s in options.seq_lens if limit is None or s <= limit]
@@ -241,11 +252,14 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
     if not seq_lens:
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
-    call_options = dict(spec.call_options)
+    call_options = spec.options_for(seq_lens[0])
 
     log(f"cold start: {options.cold_runs} fresh process(es) per engine, {len(specs)} engines")
     first = inputs[seq_lens[0]][0][:1]
-    workers, cold, failures = start_engines(specs, first, {**call_options, "batch_size": 1}, options.cold_runs)
+    if spec.modality == "audio":  # a 1-second clip: the cold start should not include transcribing 30 seconds
+        first = make_clips(1, 1.0, AUDIO_RATE, seed=7)
+    workers, cold, failures = start_engines(specs, first, {**call_options, "batch_size": 1}, options.cold_runs,
+                                            audio=spec.modality == "audio")
     skipped += [{"engine": name, "reason": why} for name, why in failures.items()]
     results: list[dict[str, Any]] = []
     try:
@@ -253,10 +267,10 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
             texts, tokens = inputs[seq_len]
             for batch in options.batch_sizes:
                 key = f"{batch}x{seq_len}"
-                batch_options = {**call_options, "batch_size": batch}
+                batch_options = {**spec.options_for(seq_len), "batch_size": batch}
                 for worker in workers:
                     worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
-                                    "images": spec.modality == "image"})
+                                    "images": spec.modality == "image", "audio": spec.modality == "audio"})
                 log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
                 times, failed = time_configuration(workers, key, options)
                 for name, (total, core) in times.items():

@@ -136,8 +136,13 @@ def load_optimum(spec: EngineSpec) -> tuple[Any, CoreTimer]:
         options.intra_op_num_threads = spec.threads
     provider = "CPUExecutionProvider" if spec.device == "cpu" else "CUDAExecutionProvider"
     model = cls.from_pretrained(spec.model, file_name=spec.file, provider=provider, session_options=options)
-    if task_spec(spec.task).modality == "image":
+    modality = task_spec(spec.task).modality
+    if modality == "image":
         processor = {"image_processor": transformers.AutoImageProcessor.from_pretrained(spec.model)}
+    elif modality == "audio":
+        processor = {"feature_extractor": transformers.AutoFeatureExtractor.from_pretrained(spec.model)}
+        if spec.task == "automatic-speech-recognition":
+            processor["tokenizer"] = transformers.AutoTokenizer.from_pretrained(spec.model)
     else:
         processor = {"tokenizer": transformers.AutoTokenizer.from_pretrained(spec.model)}
     pipe = transformers.pipeline(spec.task, model=model, **processor)

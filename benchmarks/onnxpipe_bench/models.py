@@ -111,20 +111,40 @@ def _detr_resnet50():
     return transformers.DetrForObjectDetection(config), processor
 
 
-# real-size vision models with random weights: arch -> builder of (model, image processor)
+# facebook/wav2vec2-base-960h's letter vocabulary
+CTC_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]
+
+
+def _wav2vec2_base_ctc(folder: Path):
+    """facebook/wav2vec2-base-960h's shape: Wav2Vec2Config's defaults, a 32-letter CTC head, its processor."""
+    import json
+
+    import transformers
+
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(CTC_VOCAB)}), encoding="utf-8")
+    tokenizer = transformers.Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), word_delimiter_token="|")
+    extractor = transformers.Wav2Vec2FeatureExtractor(return_attention_mask=False, do_normalize=True)
+    config = transformers.Wav2Vec2Config(vocab_size=len(CTC_VOCAB), pad_token_id=0, architectures=["Wav2Vec2ForCTC"])
+    processor = transformers.Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
+    return transformers.Wav2Vec2ForCTC(config), processor
+
+
+# real-size vision and speech models with random weights: arch -> builder of (model, processor)
 VISION_BUILDERS = {"vit-base": _vit_base, "detr-resnet-50": _detr_resnet50}
+AUDIO_BUILDERS = {"wav2vec2-base": _wav2vec2_base_ctc}
 
 
-def build_random_vision_checkpoint(arch: str, output: Path, seed: int = 0) -> Path:
-    """Save a random-weight real-size vision checkpoint (VISION_BUILDERS) with its preprocessor_config.json."""
+def build_random_media_checkpoint(arch: str, output: Path, seed: int = 0) -> Path:
+    """Save a random-weight real-size vision or speech checkpoint (VISION_BUILDERS, AUDIO_BUILDERS) with its
+    preprocessor_config.json (and tokenizer files for speech recognition)."""
     import torch
 
     output = Path(output)
     if (output / "config.json").is_file():
         return output
     torch.manual_seed(seed)
-    model, processor = VISION_BUILDERS[arch]()
     output.mkdir(parents=True, exist_ok=True)
+    model, processor = VISION_BUILDERS[arch]() if arch in VISION_BUILDERS else AUDIO_BUILDERS[arch](output)
     model.eval().save_pretrained(str(output))
     processor.save_pretrained(str(output))
     return output

@@ -21,8 +21,10 @@ class WorkerError(RuntimeError):
 class Worker:
     """A running `python -m onnxpipe_bench.worker` process for one engine."""
 
-    def __init__(self, spec: EngineSpec, first_inputs: list[Any], options: dict[str, Any], timeout: float = 900.0):
-        """Start the worker, send it the first request and wait for its answer; `cold_start_s` is start to answer."""
+    def __init__(self, spec: EngineSpec, first_inputs: list[Any], options: dict[str, Any], timeout: float = 900.0,
+                 audio: bool = False):
+        """Start the worker, send it the first request and wait for its answer; `cold_start_s` is start to answer.
+        `audio`: the first inputs are base64 clips the worker decodes to arrays (JSON carries no arrays)."""
         self.spec = spec
         self.timeout = timeout
         self.log = tempfile.TemporaryFile(mode="w+")
@@ -31,7 +33,7 @@ class Worker:
             [sys.executable, "-m", "onnxpipe_bench.worker", json.dumps(asdict(spec))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
-        self._send({"inputs": first_inputs, "options": options})
+        self._send({"inputs": first_inputs, "options": options, "audio": audio})
         self.ready = self._receive()
         self.cold_start_s = time.perf_counter() - started
 
@@ -79,9 +81,9 @@ class Worker:
         self.log.close()
 
 
-def start_worker(spec: EngineSpec, first_inputs: list[Any], options: dict[str, Any]) -> tuple[Optional[Worker], Optional[str]]:
+def start_worker(spec: EngineSpec, first_inputs: list[Any], options: dict[str, Any], audio: bool = False) -> tuple[Optional[Worker], Optional[str]]:
     """(worker, None) when the engine loads, else (None, the reason) so the caller can skip it with a note."""
     try:
-        return Worker(spec, first_inputs, options), None
+        return Worker(spec, first_inputs, options, audio=audio), None
     except WorkerError as exc:
         return None, str(exc)

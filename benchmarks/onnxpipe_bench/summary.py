@@ -18,8 +18,8 @@ HEADLINE_BATCH = 32
 def headline_config(record: dict[str, Any]) -> tuple[Any, int]:
     """(input size, large batch) of a record's headline columns: 128 tokens and batch 32 for text models;
     the picture size and the largest batch measured for image models."""
-    sizes = {r["seq_len"] for r in record["results"]}
-    pictures = [s for s in sizes if isinstance(s, str)]
+    sizes = list(dict.fromkeys(r["seq_len"] for r in record["results"]))
+    pictures = [s for s in sizes if isinstance(s, str)]  # picture size or clip length: the first one measured
     if pictures:
         return pictures[0], max(r["batch_size"] for r in record["results"])
     return HEADLINE_SEQ, HEADLINE_BATCH
@@ -71,7 +71,8 @@ def headline_table(records: list[dict[str, Any]]) -> list[str]:
               f"batch {HEADLINE_BATCH} items/s (x torch)", "cold start s (x faster)", "peak RSS MB (x smaller)",
               "installed MB (x smaller)"]
     return [f"Ratios are against {BASELINE} in the same run; text inputs of {HEADLINE_SEQ} tokens, image inputs "
-            "480x640 pictures (decoded before timing; the image models' largest batch is named in its cell).", ""] + _table(header, rows, 2)
+            "480x640 pictures, audio inputs 30 s clips (decoded before timing; an image or audio model's largest batch is named "
+            "in its cell).", ""] + _table(header, rows, 2)
 
 
 def _first_rss_ratio(record: dict[str, Any], engine: str) -> Optional[float]:

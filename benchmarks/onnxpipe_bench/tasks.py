@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 QUESTION = "What did the council decide to do last year?"
 IMAGE_SIZE = (480, 640)  # (height, width) of benchmark pictures: a common camera frame
+AUDIO_SECONDS = (30, 300)  # benchmark clip lengths: the issue's 30 s and 5-minute clips
+AUDIO_RATE = 16000
 CANDIDATE_LABELS = ("politics", "weather", "sports")
 
 
@@ -21,7 +23,15 @@ class TaskSpec:
     task: str
     optimum_class: Optional[str]  # class name in optimum.onnxruntime; None: Optimum has no ORTModel for the task
     call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
-    modality: str = "text"  # "image": inputs are generated pictures of IMAGE_SIZE, not texts of a token count
+    modality: str = "text"  # "image": generated pictures of IMAGE_SIZE; "audio": generated clips of AUDIO_SECONDS
+    # audio: options for clips longer than 30 s (transformers' CTC pipeline needs chunking to take them)
+    long_clip_options: dict[str, Any] = field(default_factory=dict)
+
+    def options_for(self, size: Any) -> dict[str, Any]:
+        """The call options of an input size: `long_clip_options` join in for audio clips over 30 s."""
+        if self.modality == "audio" and float(str(size).rstrip("s")) > 30:
+            return {**self.call_options, **self.long_clip_options}
+        return dict(self.call_options)
 
     def inputs(self, texts: list[str], mask_token: Optional[str] = None) -> list[Any]:
         """The pipeline inputs for benchmark texts (question-answering pairs them with a question, fill-mask masks a word)."""
@@ -52,6 +62,9 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("zero-shot-classification", "ORTModelForSequenceClassification", {"candidate_labels": list(CANDIDATE_LABELS)}),
         TaskSpec("image-classification", "ORTModelForImageClassification", modality="image"),
         TaskSpec("object-detection", None, modality="image"),
+        TaskSpec("audio-classification", "ORTModelForAudioClassification", modality="audio"),
+        TaskSpec("automatic-speech-recognition", "ORTModelForCTC", modality="audio",
+                 long_clip_options={"chunk_length_s": 30}),
     )
 }
 

@@ -48,6 +48,10 @@ def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
     pipe, timer = LOADERS[spec.kind](spec)
     loaded = time.perf_counter()
     first = json.loads(requests.readline())
+    if first.get("audio"):
+        from .clips import decode_clips
+
+        first["inputs"] = decode_clips(first["inputs"])
     pipe(first["inputs"], **first["options"])
     done = time.perf_counter()
     reply = {"event": "ready", "load_s": loaded - STARTED, "first_call_s": done - loaded, "rss_mb": peak_rss_mb()}
@@ -64,6 +68,10 @@ def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
                 from .images import decode_images
 
                 inputs = decode_images(inputs)
+            elif request.get("audio"):
+                from .clips import decode_clips
+
+                inputs = decode_clips(inputs)
             stored[request["key"]] = (inputs, request["options"])
             reply = {"ok": True}
         elif op == "time":
