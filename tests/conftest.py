@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -134,3 +134,44 @@ class VisionStore:
 @pytest.fixture(scope="session")
 def vision_models(models) -> VisionStore:
     return VisionStore(models)
+
+
+class GenerationStore:
+    """The tiny generation models of generation_checkpoints.py: built once, exported (fp32 + int8) once."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self._checkpoints: dict[str, Path] = {}
+        self._references: dict[tuple[str, str], Any] = {}
+
+    def checkpoint(self, arch: str) -> Path:
+        """The checkpoint folder of `arch` (one of generation_checkpoints.GENERATION_ARCHS), built once."""
+        import generation_checkpoints
+
+        if arch not in self._checkpoints:
+            folder = self.store.root / "ckpt" / f"generation-{arch}"
+            self._checkpoints[arch] = generation_checkpoints.build_generation_checkpoint(arch, folder)
+        return self._checkpoints[arch]
+
+    def get(self, arch: str) -> Exported:
+        """`arch` exported for its default task (generation_checkpoints.ARCH_TASK) as fp32 + int8, once."""
+        import generation_checkpoints
+
+        task = generation_checkpoints.ARCH_TASK[arch]
+        return self.store._once(f"generation-{arch}", task, lambda folder: self.checkpoint(arch))
+
+    def reference(self, arch: str, task: Optional[str] = None):
+        """transformers.pipeline(task) on the same checkpoint (default task: the arch's), built once."""
+        import generation_checkpoints
+
+        task = task or generation_checkpoints.ARCH_TASK[arch]
+        if (arch, task) not in self._references:
+            import transformers
+
+            self._references[arch, task] = transformers.pipeline(task, model=str(self.checkpoint(arch)), device="cpu")
+        return self._references[arch, task]
+
+
+@pytest.fixture(scope="session")
+def generation_models(models) -> GenerationStore:
+    return GenerationStore(models)

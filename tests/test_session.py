@@ -29,8 +29,8 @@ def test_cpu_uses_only_the_cpu_provider():
 
 
 def test_cuda_maps_to_cuda_then_cpu_with_device_id():
-    assert providers_for_device("cuda:3", [CUDA, CPU]) == [(CUDA, {"device_id": 3}), CPU]
-    assert providers_for_device(0, [CUDA, CPU]) == [(CUDA, {"device_id": 0}), CPU]
+    assert providers_for_device("cuda:3", [CUDA, CPU]) == [(CUDA, {"device_id": 3, "use_tf32": 0}), CPU]
+    assert providers_for_device(0, [CUDA, CPU]) == [(CUDA, {"device_id": 0, "use_tf32": 0}), CPU]
 
 
 def test_cuda_without_cuda_provider_names_available_providers_and_fix():

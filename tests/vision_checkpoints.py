@@ -55,6 +55,32 @@ def _detr():
     return DetrForObjectDetection(config), processor
 
 
+def _detr_panoptic():
+    """DetrForSegmentation: four ResNet stages (the mask head's FPN reads three), 8 heads (its GroupNorm needs
+    d_model + heads divisible by 8); the class head is scaled and "no object" pushed down so that queries pass
+    the pipeline's 0.9 threshold and several labels occur, and the mask logits are kept out of saturation."""
+    import torch
+    from transformers import DetrConfig, DetrForSegmentation, DetrImageProcessor, ResNetConfig
+
+    backbone = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic",
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = DetrConfig(
+        use_timm_backbone=False, backbone=None, backbone_config=backbone, use_pretrained_backbone=False,
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=8, decoder_attention_heads=8,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=12, init_std=0.5, **_labels(4),
+    )
+    torch.manual_seed(1)
+    model = DetrForSegmentation(config)
+    with torch.no_grad():
+        model.detr.class_labels_classifier.weight.mul_(2.0)
+        model.detr.class_labels_classifier.bias[-1] = -5.0
+        # smaller mask logits: saturated sigmoids would make every query's mask probability 1.0, all pixels ties
+        model.mask_head.out_lay.weight.mul_(0.1)
+    return model, DetrImageProcessor(size={"shortest_edge": 48, "longest_edge": 80}, format="coco_panoptic")
+
+
 def _yolos():
     from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessor
 
@@ -93,6 +119,29 @@ def _clip():
     return CLIPModel(config), processor
 
 
+ANSWERS = ("yes", "no", "2", "red", "cat", "dog", "a car", "snow")
+VILT_MAX_TOKENS = 40  # ViLT's text position embeddings, as in dandelin/vilt-b32-finetuned-vqa
+
+
+def _vilt():
+    """A tiny ViLT answer classifier: 64-pixel shortest edge (images of 64x64 to 64x96 after rounding to 32),
+    16-pixel patches over a 4x4 position grid that is interpolated to each image's patch grid."""
+    import torch
+    from transformers import ViltConfig, ViltForQuestionAnswering, ViltImageProcessor
+
+    config = ViltConfig(
+        vocab_size=_VILT_VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        image_size=64, patch_size=16, max_position_embeddings=VILT_MAX_TOKENS, initializer_range=0.2,
+        id2label=dict(enumerate(ANSWERS)), label2id={a: i for i, a in enumerate(ANSWERS)},
+    )
+    model = ViltForQuestionAnswering(config)
+    with torch.no_grad():  # zeros at init: the interpolated position grid would change nothing
+        model.vilt.embeddings.position_embeddings.normal_(0.0, 0.5)
+        model.vilt.embeddings.cls_token.normal_(0.0, 0.5)
+    return model, ViltImageProcessor(size={"shortest_edge": 64}, size_divisor=32)
+
+
+_VILT_VOCAB = 0  # set from the tiny WordPiece tokenizer when a ViLT checkpoint is built
 _CLIP_VOCAB = 0  # set from the tiny WordPiece tokenizer when a CLIP checkpoint is built
 _CLIP_EOS = _CLIP_BOS = 0
 
@@ -118,7 +167,9 @@ BUILDERS: dict[str, tuple[str, Callable[[], Any]]] = {
     "detr": ("object-detection", _detr),
     "yolos": ("object-detection", _yolos),
     "segformer": ("image-segmentation", _segformer),
+    "detr-panoptic": ("image-segmentation", _detr_panoptic),
     "clip": ("zero-shot-image-classification", _clip),
+    "vilt": ("visual-question-answering", _vilt),
 }
 
 
@@ -128,6 +179,11 @@ def build_vision_checkpoint(arch: str, folder: Path, seed: int = 0) -> Path:
 
     if arch == "clip":
         _clip_tokenizer(folder)
+    if arch == "vilt":  # the BERT-style WordPiece tokenizer ViLT uses, 40 tokens at most
+        import checkpoints
+
+        global _VILT_VOCAB
+        _VILT_VOCAB = len(checkpoints.build_tokenizer("wordpiece", folder, model_max_length=VILT_MAX_TOKENS))
     torch.manual_seed(seed)
     model, processor = BUILDERS[arch][1]()
     model.eval()

@@ -66,6 +66,12 @@ def export(
     validate=False; an fp32 graph outside tolerance raises ValidationError and writes nothing.
     """
     recipe = export_task(task)
+    if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
+        from .generative import export_generation
+
+        return export_generation(
+            model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
+        )
     dtypes = parse_dtypes(dtype)
     require_export_dependencies()
     out = Path(output).expanduser().resolve()
@@ -118,7 +124,7 @@ class _Plan:
 def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, Any]:
     """The export steps inside a scratch folder; returns the manifest after installing the folder."""
     from . import validate as check
-    from .convert import optimum_export
+    from .convert import export_limitations, export_onnx
     from .folder import install
     from .fp32 import choose_fp32
     from .onnx_files import opset
@@ -127,17 +133,19 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     from .quantize import write_variant
     from .record import onnx_file_entry, source_entry, support_entries
     from .source import resolve_source
+    from .tasks import recipe_for_checkpoint
     from .support import copy_support_files
 
     recipe = plan.recipe
     with progress.step("resolve source"):
         source = resolve_source(plan.model, plan.revision)
+    recipe = recipe_for_checkpoint(recipe, source.config)  # e.g. DETR panoptic for image-segmentation
     if plan.output == source.path or source.path in plan.output.parents:
         where = str(plan.output)
         raise OutputFolderError(f"Output {where!r} is inside the checkpoint folder; pass a folder elsewhere.")
 
-    with progress.step("optimum export"):
-        plain = optimum_export(source.path, work / "plain", recipe)
+    with progress.step(f"{recipe.exporter} export"):
+        plain = export_onnx(source.path, work / "plain", recipe)
 
     fusion = Fusion(False, "turned off by optimize=False (--no-optimize)")
     if plan.optimize:
@@ -175,7 +183,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
             "task": recipe.task,
             "source": source_entry(source.model, source.revision, source.config),
             "created_with": created_with(),
-            "export": {"optimum_task": recipe.optimum_task, "opset": opset(fp32_path)},
+            "export": {"optimum_task": recipe.optimum_task, "exporter": recipe.exporter, "opset": opset(fp32_path)},
             "optimization": choice.fusion.manifest_entry(),
             "default_dtype": plan.dtypes[0],
             "files": {
@@ -185,6 +193,9 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
             "support_files": support_entries(staging, support),
             "validation": {"inputs": choice.samples.description} if choice.reference is not None else None,
         }
+        limitations = export_limitations(recipe, source.config)
+        if limitations:
+            manifest["limitations"] = limitations
         install(staging, plan.output)
         manifest = _with_format_version(write_manifest(plan.output, manifest))
     return manifest

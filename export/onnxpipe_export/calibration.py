@@ -30,11 +30,15 @@ CALIBRATION_TEXTS: tuple[str, ...] = (
 
 def build_calibration(source: Path, config: dict[str, Any], modality: str = "text") -> list[Batch]:
     """Tokenize each calibration text on its own (no padding) with the checkpoint's tokenizer; image
-    models get generated pictures, one per batch."""
+    models get generated pictures, audio models generated clips, one per batch."""
+    if modality == "audio":
+        from .audio_samples import build_audio_calibration
+
+        return build_audio_calibration(source)
     if modality != "text":
         from .image_samples import build_image_calibration
 
-        return build_image_calibration(source, with_text=modality == "image-text")
+        return build_image_calibration(source, modality)
     tokenizer = load_tokenizer(source)
     limit = max_length(tokenizer, config)
     return [

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from onnxpipe.errors import InvalidOptionError, OnnxpipeError, UnknownTaskError
 
-from .dtypes import WRITABLE_DTYPES, parse_dtypes
+from .dtypes import GENERATION_DTYPES, WRITABLE_DTYPES, parse_dtypes
 
 USAGE_ERRORS = (UnknownTaskError, InvalidOptionError)
 
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         action="append",
         metavar="DTYPE",
-        help=f"variant to write, repeatable or comma-separated: {', '.join(WRITABLE_DTYPES)} (default fp32; the first "
+        help=f"variant to write, repeatable or comma-separated: {', '.join(WRITABLE_DTYPES)}, and q4 for generation "
+        "tasks (default fp32; the first "
         "is the folder's default variant; model.onnx in fp32 is always written)",
     )
     parser.add_argument("--revision", help="hub branch, tag or commit (hub ids only)")
@@ -47,8 +48,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         from onnxpipe.registry import normalize_task
 
-        normalize_task(args.task)
-        dtypes = parse_dtypes([d for value in args.dtype or ["fp32"] for d in value.split(",") if d.strip()])
+        from .tasks import EXPORT_TASKS
+
+        recipe = EXPORT_TASKS.get(normalize_task(args.task))
+        generation = recipe is not None and recipe.kind == "generation"  # generation tasks also write q4
+        dtypes = parse_dtypes(
+            [d for value in args.dtype or ["fp32"] for d in value.split(",") if d.strip()],
+            allowed=GENERATION_DTYPES if generation else WRITABLE_DTYPES,
+        )
     except USAGE_ERRORS as exc:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

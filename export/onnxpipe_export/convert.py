@@ -1,8 +1,9 @@
-"""Step 2: the plain ONNX export with optimum's `main_export`."""
+"""Step 2: the plain ONNX export: optimum's `main_export`, or an exporter of our own where optimum has none."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .errors import ConversionError, first_line
 from .tasks import ExportTask
@@ -33,3 +34,21 @@ def optimum_export(source: Path, workdir: Path, recipe: ExportTask) -> Path:
         written = sorted(p.name for p in workdir.glob("*.onnx"))
         raise ConversionError(f"optimum wrote {written or 'no ONNX file'} for {recipe.optimum_task!r}, not model.onnx.")
     return onnx_path
+
+
+def export_onnx(source: Path, workdir: Path, recipe: ExportTask) -> Path:
+    """The plain ONNX export of a checkpoint by the recipe's exporter: optimum, or vilt.py for ViLT."""
+    if recipe.exporter == "vilt":
+        from .vilt import vilt_export
+
+        return vilt_export(source, workdir, recipe)
+    return optimum_export(source, workdir, recipe)
+
+
+def export_limitations(recipe: ExportTask, config: dict[str, Any]) -> list[str]:
+    """What the exported graph computes differently from torch (the manifest's `limitations`); [] for optimum."""
+    if recipe.exporter == "vilt":
+        from .vilt import limitations
+
+        return limitations(config)
+    return []

@@ -7,8 +7,10 @@ from typing import Any, Optional, Sequence, Union
 from .errors import UnsupportedDtypeError
 
 WRITABLE_DTYPES: tuple[str, ...] = ("fp32", "int8", "fp16")
+# generation tasks (generative.py) also write 4-bit weight-only MatMulNBits files (q4.py)
+GENERATION_DTYPES: tuple[str, ...] = ("fp32", "int8", "fp16", "q4")
 NOT_YET: dict[str, str] = {
-    "q4": "4-bit weight-only quantization (q4) is not implemented for encoder tasks yet",
+    "q4": "4-bit weight-only quantization (q4) is not implemented for encoder tasks yet (generation tasks write it)",
 }
 
 # dtype -> the manifest's `quantization` entry for its file
@@ -19,20 +21,20 @@ QUANTIZATION: dict[str, Optional[dict[str, Any]]] = {
 }
 
 
-def parse_dtypes(dtype: Union[str, Sequence[str]]) -> list[str]:
-    """Check a dtype or list of dtypes and return them lower-cased, in order, without repeats."""
+def parse_dtypes(dtype: Union[str, Sequence[str]], allowed: Sequence[str] = WRITABLE_DTYPES) -> list[str]:
+    """Check a dtype or list of dtypes against `allowed`; return them lower-cased, in order, without repeats."""
     names = [dtype] if isinstance(dtype, str) else list(dtype)
     if not names:
         raise UnsupportedDtypeError(f"dtype is empty; choose one or more of {', '.join(WRITABLE_DTYPES)}.")
     result: list[str] = []
     for name in names:
         key = str(name).strip().lower()
-        if key in NOT_YET:
+        if key in NOT_YET and key not in allowed:
             raise UnsupportedDtypeError(
-                f"dtype {name!r}: {NOT_YET[key]}; choose one or more of {', '.join(WRITABLE_DTYPES)}."
+                f"dtype {name!r}: {NOT_YET[key]}; choose one or more of {', '.join(allowed)}."
             )
-        if key not in WRITABLE_DTYPES:
-            raise UnsupportedDtypeError(f"Unknown dtype {name!r}; choose one or more of {', '.join(WRITABLE_DTYPES)}.")
+        if key not in allowed:
+            raise UnsupportedDtypeError(f"Unknown dtype {name!r}; choose one or more of {', '.join(allowed)}.")
         if key not in result:
             result.append(key)
     return result

@@ -17,6 +17,11 @@ VALIDATION_SIZES: tuple[tuple[int, int], ...] = ((64, 48), (40, 96), (57, 57))
 CALIBRATION_SIZES: tuple[tuple[int, int], ...] = ((48, 64), (96, 40), (50, 50), (72, 30))
 # captions every picture is scored against, for image-text models (CLIP)
 CAPTIONS: tuple[str, ...] = ("a photo of a cat.", "a diagram", "This is a photo of a red car on a street.", "snow")
+# questions asked about the pictures, one per picture, for visual question answering (ViLT)
+QUESTIONS: tuple[str, ...] = (
+    "What color is the square?", "how many?", "Is there a cat in this picture, or only a dog on the grass?",
+    "where", "Is it raining outside today?", "What is written on the red sign near the door?",
+)
 
 
 def generated_image(height: int, width: int, seed: int) -> np.ndarray:
@@ -49,28 +54,46 @@ def _batch(processor: Any, images: list[np.ndarray], captions: dict[str, np.ndar
     return Batch({**pixels, **captions})
 
 
-def _captions(source: Path, with_text: bool) -> dict[str, np.ndarray]:
-    """The captions tokenized by the checkpoint's tokenizer (padded), or nothing for image-only models."""
-    if not with_text:
-        return {}
+def _tokenizer(source: Path, modality: str) -> Any:
+    """The checkpoint's tokenizer, or None for image-only models."""
     from .validate import load_tokenizer
 
-    return dict(load_tokenizer(source)(list(CAPTIONS), padding=True, truncation=True, return_tensors="np"))
+    return None if modality == "image" else load_tokenizer(source)
 
 
-def build_image_samples(source: Path, with_text: bool = False) -> Samples:
-    """Validation batches: for each size, two generated pictures of that size (scored against CAPTIONS)."""
-    processor, captions = load_image_processor(source), _captions(source, with_text)
+def _texts(tokenizer: Any, modality: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The text side of a batch of `count` pictures, tokenized (padded): every caption for image-text models
+    (CLIP), questions first..first+count for image-question models (ViLT), nothing for image-only models."""
+    if tokenizer is None:
+        return {}
+    texts = list(CAPTIONS) if modality == "image-text" else [
+        QUESTIONS[(first + i) % len(QUESTIONS)] for i in range(count)
+    ]
+    return dict(tokenizer(texts, padding=True, truncation=True, return_tensors="np"))
+
+
+def build_image_samples(source: Path, modality: str = "image") -> Samples:
+    """Validation batches: for each size, two generated pictures of that size (scored against CAPTIONS, or
+    each asked one of QUESTIONS)."""
+    processor, tokenizer = load_image_processor(source), _tokenizer(source, modality)
     batches = [
-        _batch(processor, [generated_image(h, w, 2 * i), generated_image(h, w, 2 * i + 1)], captions)
+        _batch(
+            processor, [generated_image(h, w, 2 * i), generated_image(h, w, 2 * i + 1)],
+            _texts(tokenizer, modality, 2 * i, 2),
+        )
         for i, (h, w) in enumerate(VALIDATION_SIZES)
     ]
     sizes = ", ".join(f"{h}x{w}" for h, w in VALIDATION_SIZES)
-    text = f", against {len(CAPTIONS)} captions" if with_text else ""
-    return Samples(tuple(batches), f"{2 * len(batches)} generated images in {len(batches)} batches ({sizes}){text}")
+    text = {"image": "", "image-text": f", against {len(CAPTIONS)} captions", "image-question": ", one question each"}
+    return Samples(
+        tuple(batches), f"{2 * len(batches)} generated images in {len(batches)} batches ({sizes}){text[modality]}"
+    )
 
 
-def build_image_calibration(source: Path, with_text: bool = False) -> list[Batch]:
-    """One generated picture per calibration batch, distinct from the validation pictures."""
-    processor, captions = load_image_processor(source), _captions(source, with_text)
-    return [_batch(processor, [generated_image(h, w, 100 + i)], captions) for i, (h, w) in enumerate(CALIBRATION_SIZES)]
+def build_image_calibration(source: Path, modality: str = "image") -> list[Batch]:
+    """One generated picture per calibration batch, distinct from the validation pictures (and questions)."""
+    processor, tokenizer = load_image_processor(source), _tokenizer(source, modality)
+    return [
+        _batch(processor, [generated_image(h, w, 100 + i)], _texts(tokenizer, modality, 3 + i, 1))
+        for i, (h, w) in enumerate(CALIBRATION_SIZES)
+    ]

@@ -20,6 +20,8 @@ SUPPORT_FILES: tuple[str, ...] = (
     "spiece.model",
     "sentencepiece.bpe.model",
     "tokenizer.model",
+    "source.spm",  # Marian's slow tokenizer (the runtime reads the tokenizer.json built from them)
+    "target.spm",
     # sentence-transformers: module list, pooling settings
     "modules.json",
     "sentence_bert_config.json",

@@ -30,9 +30,20 @@ class ExportTask:
     # sentence-transformers model (outputs token_embeddings + sentence_embedding, not the transformers outputs)
     optimum_library: str = "transformers"
     # "image": validated and calibrated on generated pictures (image_samples.py); "image-text": pictures
-    # plus tokenized captions (CLIP)
+    # plus tokenized captions (CLIP); "image-question": each picture with one tokenized question (ViLT)
     modality: str = "text"
     class_axis: int = -1  # the axis "top1" takes the argmax over (1 for per-pixel logits (B, C, H, W))
+    # who writes the plain ONNX graph (convert.py): "optimum" (main_export), or "vilt" (vilt.py: torch.onnx
+    # with an export-friendly patch embedding, for ViLT, which optimum does not export)
+    exporter: str = "optimum"
+    # "graph": one graph validated by `metric` (api.py); "generation": graphs with a KV cache, written and
+    # validated by generative.py (logits and greedy tokens)
+    kind: str = "graph"
+
+
+def _generation(task: str, optimum_task: str, model_class: str) -> ExportTask:
+    """The row of a generation task (exported with optimum's -with-past task, validated by generative_validate)."""
+    return ExportTask(task, optimum_task, model_class, ("logits",), True, "greedy", kind="generation")
 
 
 EXPORT_TASKS: dict[str, ExportTask] = {
@@ -126,8 +137,64 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             metric="top1",
             modality="image-text",
         ),
+        ExportTask(
+            task="audio-classification",
+            optimum_task="audio-classification",
+            model_class="AutoModelForAudioClassification",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            modality="audio",
+        ),
+        ExportTask(  # CTC models (wav2vec2 family); top1 per logit frame
+            task="automatic-speech-recognition",
+            optimum_task="automatic-speech-recognition",
+            model_class="AutoModelForCTC",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            modality="audio",
+        ),
+        ExportTask(  # optimum has no ViLT config: exported by vilt.py; optimum_task is only recorded
+            task="visual-question-answering",
+            optimum_task="visual-question-answering",
+            model_class="AutoModelForVisualQuestionAnswering",
+            outputs=("logits",),
+            token_level=False,
+            metric="top1",
+            modality="image-question",
+            exporter="vilt",
+        ),
+        _generation("text-generation", "text-generation-with-past", "AutoModelForCausalLM"),
+        _generation("text2text-generation", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),
+        _generation("summarization", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),
+        _generation("translation", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),
     )
 }
+
+
+# recipes that replace a task's row for one architecture (config.json `architectures`): (task, architecture) -> recipe
+ARCHITECTURE_RECIPES: dict[tuple[str, str], ExportTask] = {
+    # DETR panoptic: class logits + per-query mask logits; top1 over each query's class logits joined with its
+    # flattened mask logits, so a changed mask also counts
+    ("image-segmentation", "DetrForSegmentation"): ExportTask(
+        task="image-segmentation",
+        optimum_task="image-segmentation",
+        model_class="AutoModelForImageSegmentation",
+        outputs=("logits", "pred_masks"),
+        token_level=False,
+        metric="top1",
+        modality="image",
+    ),
+}
+
+
+def recipe_for_checkpoint(recipe: ExportTask, config: dict) -> ExportTask:
+    """The recipe for this checkpoint: the architecture's own row where ARCHITECTURE_RECIPES has one."""
+    for architecture in config.get("architectures") or []:
+        if (recipe.task, architecture) in ARCHITECTURE_RECIPES:
+            return ARCHITECTURE_RECIPES[recipe.task, architecture]
+    return recipe
 
 
 def export_task(task: str) -> ExportTask:

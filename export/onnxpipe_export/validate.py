@@ -97,10 +97,14 @@ def load_tokenizer(source: Path) -> Any:
 def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> Samples:
     """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer;
     image tasks get generated pictures processed by the checkpoint's image processor instead."""
+    if recipe.modality == "audio":
+        from .audio_samples import build_audio_samples
+
+        return build_audio_samples(source)
     if recipe.modality != "text":
         from .image_samples import build_image_samples
 
-        return build_image_samples(source, with_text=recipe.modality == "image-text")
+        return build_image_samples(source, recipe.modality)
     tokenizer = load_tokenizer(source)
     options = dict(padding=True, truncation=True, max_length=max_length(tokenizer, config), return_tensors="np")
     batches = [Batch(dict(tokenizer(list(SAMPLE_TEXTS), **options)))]
@@ -142,11 +146,14 @@ class TorchReference:
 
 def _stacked(values: list[np.ndarray]) -> np.ndarray:
     """One output as it is; several stacked on a new last axis (start and end logits), or joined on the last
-    axis when their last sizes differ (detection logits and boxes)."""
+    axis when their last sizes differ (detection logits and boxes), per query when their ranks differ (DETR
+    panoptic class logits (B, Q, C) and mask logits (B, Q, H, W))."""
     if len(values) == 1:
         return values[0]
     if len({v.shape for v in values}) == 1:
         return np.stack(values, axis=-1)
+    if len({v.ndim for v in values}) > 1:
+        values = [v.reshape(*v.shape[:2], -1) for v in values]
     return np.concatenate(values, axis=-1)
 
 

@@ -2,7 +2,7 @@
 
 `load_image` turns a path, URL, PIL image, numpy array, raw bytes or base64 string into an RGB PIL image
 (EXIF orientation applied, then `convert("RGB")`, as transformers' `load_image`). `ImageProcessor` mirrors the
-slow transformers image processors (ViT, DeiT, ConvNeXt/ResNet, Segformer, CLIP, DETR, YOLOS): resize through PIL
+slow transformers image processors (ViT, DeiT, ConvNeXt/ResNet, Segformer, CLIP, DETR, YOLOS, ViLT): resize through PIL
 with the processor's resample filter, center crop, rescale in float64, normalize in float32, channels first.
 """
 
@@ -39,7 +39,10 @@ RESIZE_MODES = {
     "CLIPImageProcessor": "shortest_edge",
     "DetrImageProcessor": "detr",
     "YolosImageProcessor": "yolos",
+    "ViltImageProcessor": "vilt",
 }
+# settings whose transformers default differs from the generic ones below (ViLT: bicubic, shortest edge 384)
+PROCESSOR_DEFAULTS: dict[str, dict[str, Any]] = {"ViltImageProcessor": {"resample": 3, "size": {"shortest_edge": 384}}}
 
 
 def _open(data: bytes, what: str) -> PIL.Image.Image:
@@ -148,6 +151,19 @@ def _aspect_size(height: int, width: int, size: int, max_size: Optional[int], yo
     return (out[0] - out[0] % 16, out[1] - out[1] % 16) if yolos else out  # YOLOS rounds down to 16 (mod_size)
 
 
+def _vilt_size(height: int, width: int, shorter: int, divisor: int) -> tuple[int, int]:
+    """ViLT's get_resize_output_image_size: shortest edge to `shorter`, longest capped at int(1333/800 * shorter),
+    both rounded half up then down to a multiple of `divisor`."""
+    longer = int(1333 / 800 * shorter)
+    scale = shorter / min(height, width)
+    new_h, new_w = (shorter, scale * width) if height < width else (scale * height, shorter)
+    if max(new_h, new_w) > longer:
+        scale = longer / max(new_h, new_w)
+        new_h, new_w = scale * new_h, scale * new_w
+    new_h, new_w = int(new_h + 0.5), int(new_w + 0.5)
+    return new_h // divisor * divisor, new_w // divisor * divisor
+
+
 def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """transformers' center_crop on an HWC array: slice, zero-padding first when the image is smaller."""
     orig_h, orig_w = image.shape[:2]
@@ -169,6 +185,7 @@ SIZE_KEYS = {
     "shortest_edge": (("shortest_edge",), ("height", "width")),
     "detr": (("shortest_edge", "longest_edge"), ("shortest_edge",), ("height", "width")),
     "yolos": (("shortest_edge", "longest_edge"), ("shortest_edge",), ("height", "width")),
+    "vilt": (("shortest_edge",),),
 }
 
 
@@ -202,6 +219,7 @@ class ImageProcessor:
             raise MissingModelFileError(
                 f"{where} names image processor {kind or 'none'!r}; onnxpipe implements {', '.join(RESIZE_MODES)}."
             )
+        config = {**PROCESSOR_DEFAULTS.get(kind, {}), **{k: v for k, v in config.items() if v is not None}}
         return cls(kind, {**config, "size": _size_dict(config.get("size"), RESIZE_MODES[kind], where)})
 
     def _get(self, key: str, default: Any) -> Any:
@@ -210,8 +228,8 @@ class ImageProcessor:
 
     @property
     def pads(self) -> bool:
-        """Whether images of a batch are padded to a common size with a pixel_mask (DETR, YOLOS)."""
-        return RESIZE_MODES[self.kind] in ("detr", "yolos") and bool(self._get("do_pad", True))
+        """Whether images of a batch are padded to a common size with a pixel_mask (DETR, YOLOS, ViLT)."""
+        return RESIZE_MODES[self.kind] in ("detr", "yolos", "vilt") and bool(self._get("do_pad", True))
 
     def _resize_to(self, image: PIL.Image.Image, height: int, width: int) -> np.ndarray:
         resample = PIL.Image.Resampling(int(self._get("resample", 2)))
@@ -232,6 +250,16 @@ class ImageProcessor:
             return center_crop(array, edge, edge)
         if mode == "shortest_edge":
             return self._resize_to(image, *_shortest_edge_size(h, w, int(size["shortest_edge"])))
+        if mode == "vilt":
+            edge, divisor = int(size["shortest_edge"]), int(self._get("size_divisor", 32))
+            height, width = _vilt_size(h, w, edge, divisor)
+            if height < 1 or width < 1:
+                raise InvalidInputError(
+                    f"A {w}x{h} image would be resized to {width}x{height} pixels (shortest_edge {edge}, longest "
+                    f"{int(1333 / 800 * edge)}, multiples of {divisor}): its aspect ratio is too extreme for this "
+                    "model. Crop or pad it first."
+                )
+            return self._resize_to(image, height, width)
         edge, longest = int(size["shortest_edge"]), size.get("longest_edge")
         height, width = _aspect_size(h, w, edge, longest, mode == "yolos")
         if height < 1 or width < 1:

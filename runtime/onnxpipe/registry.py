@@ -23,23 +23,44 @@ TASKS: dict[str, str] = {
     "object-detection": "object_detection:ObjectDetectionPipeline",
     "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
     "zero-shot-image-classification": "zero_shot_image_classification:ZeroShotImageClassificationPipeline",
+    "visual-question-answering": "visual_question_answering:VisualQuestionAnsweringPipeline",
+    "audio-classification": "audio_classification:AudioClassificationPipeline",
+    "automatic-speech-recognition": "automatic_speech_recognition:AutomaticSpeechRecognitionPipeline",
+    "text-generation": "text_generation:TextGenerationPipeline",
+    "text2text-generation": "text2text_generation:Text2TextGenerationPipeline",
+    "summarization": "summarization:SummarizationPipeline",
+    "translation": "translation:TranslationPipeline",
 }
 
 # transformers' aliases
 ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",
     "ner": "token-classification",
+    "vqa": "visual-question-answering",
+    "asr": "automatic-speech-recognition",
 }
 
 # config.json `architectures` suffix -> task, for folders that carry no manifest
 ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
+    # audio: before "ForSequenceClassification", which the wav2vec2 family's classifiers also end with
+    **{f"{family}ForSequenceClassification": "audio-classification" for family in (
+        "Wav2Vec2", "Wav2Vec2Conformer", "Wav2Vec2Bert", "Hubert", "WavLM", "Data2VecAudio", "SEW", "SEWD", "UniSpeech", "UniSpeechSat")},
+    "ForAudioClassification": "audio-classification",
+    "ForCTC": "automatic-speech-recognition",
+    "WhisperForConditionalGeneration": "automatic-speech-recognition",
+    "ForCausalLM": "text-generation",
+    "LMHeadModel": "text-generation",  # GPT2LMHeadModel, before "Model"
+    "MTModel": "translation",  # MarianMTModel
+    "ForConditionalGeneration": "text2text-generation",  # T5, BART (after Whisper's entry above)
     "ForSequenceClassification": "text-classification",
     "ForTokenClassification": "token-classification",
+    "ViltForQuestionAnswering": "visual-question-answering",  # before "ForQuestionAnswering" (text QA)
     "ForQuestionAnswering": "question-answering",
     "ForMaskedLM": "fill-mask",
     "ForImageClassification": "image-classification",
     "ForObjectDetection": "object-detection",
     "ForSemanticSegmentation": "image-segmentation",
+    "DetrForSegmentation": "image-segmentation",  # DETR panoptic
     "CLIPModel": "zero-shot-image-classification",  # before "Model", which would read it as feature-extraction
     "Model": "feature-extraction",
 }
@@ -56,6 +77,11 @@ def normalize_task(task: str) -> str:
         raise UnknownTaskError(f"task must be a string such as 'text-classification', got {task!r}")
     name = task.strip().lower()
     name = ALIASES.get(name, name)
+    if name.startswith("translation_"):  # transformers' translation_xx_to_yy names
+        parts = name.split("_")
+        if len(parts) == 4 and parts[2] == "to":
+            return "translation"
+        raise UnknownTaskError(f"Invalid translation task {task!r}: use the 'translation_XX_to_YY' format, e.g. 'translation_en_to_de'.")
     if name not in TASKS:
         known = ", ".join(list_tasks() + sorted(ALIASES))
         raise UnknownTaskError(f"Unknown task {task!r}. Known tasks and aliases: {known}.")
@@ -97,6 +123,7 @@ def pipeline(
         raise InvalidOptionError(
             f"pipeline({task!r}) needs model=: an exported folder (see `onnxpipe export --help`) or a hub id."
         )
+    requested = task or ""
     if task is not None:
         task = normalize_task(task)
     folder = ModelFolder.open(model)
@@ -109,4 +136,6 @@ def pipeline(
                 f"Pass the task, e.g. pipeline('text-classification', model=...). Known: {', '.join(list_tasks())}."
             )
     cls = pipeline_class(task)
+    if task == "translation" and requested.strip().lower().startswith("translation_"):
+        task = requested.strip().lower()  # the pipeline reads the languages (and T5 prefixes) from the full name
     return cls(folder, task=task, device=device, dtype=dtype, **options)

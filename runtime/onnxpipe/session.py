@@ -48,7 +48,10 @@ def providers_for_device(device: Union[str, int, None], available: Sequence[str]
             f"device={device!r} needs onnxruntime's {CUDA}, but this onnxruntime offers only: "
             f"{', '.join(available) or 'none'}. {gpu_install_hint()} Or pass device='cpu'."
         )
-    return [(CUDA, {"device_id": index}), CPU]
+    # use_tf32=0: exact float32 matmuls, as torch computes them by default. With onnxruntime's default (TF32 on) the
+    # logits of an fp32 graph moved by up to 1e-2 on an H200 and greedy generation took other tokens at near-ties;
+    # the fp16 variant is the fast path on CUDA.
+    return [(CUDA, {"device_id": index, "use_tf32": 0}), CPU]
 
 
 def gpu_install_hint() -> str:

@@ -23,7 +23,7 @@ from .batcher import Batcher, QueueFullError
 from .coalesce import Job, reserved_parameters
 from .config import ServeConfig
 from .metrics import ServerMetrics
-from .protocol import RequestError, parse_inference, pipeline_error
+from .protocol import RequestError, parse_request, pipeline_error
 
 TIMEOUT_HEADER = "x-request-timeout"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -169,7 +169,8 @@ def guarded(state: ServerState, route: str, handler: Handler, inference: bool = 
 
 # -- routes ------------------------------------------------------------------------------------
 def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
-    """`POST /models/{name}` (or `POST /` for the default model): one pipeline call, answered as JSON."""
+    """`POST /models/{name}` (or `POST /` for the default model): one pipeline call, answered as JSON, or as
+    Server-Sent Events when the body says `"stream": true` (generation tasks)."""
 
     async def handler(request: Request) -> Response:
         name = fixed_name or request.path_params["name"]
@@ -177,7 +178,11 @@ def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
         request.state.model = name
         deadline, timeout = deadline_of(request, state.config)
         body = await read_body(request, state.config.max_body_bytes)
-        inputs, params = parse_inference(body, state.reserved[name])
+        inputs, params, stream = parse_request(body, state.reserved[name])
+        if stream:
+            from .streaming import stream_response
+
+            return stream_response(state, name, state.pipe(name), inputs, params, deadline)
         [answer] = await state.infer(name, [Job(inputs, params)], deadline, timeout)
         return JSONResponse(answer)
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from ..errors import InvalidInputError, InvalidOptionError
 
 log = logging.getLogger("onnxpipe.serve")
-BODY_FIELDS = ("inputs", "parameters")
+BODY_FIELDS = ("inputs", "parameters", "stream")
 
 
 class RequestError(Exception):
@@ -38,8 +38,16 @@ def parse_json(body: bytes) -> Any:
 
 
 def parse_inference(body: bytes, reserved: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any]]:
-    """(inputs, parameters) of a Hugging Face Inference API body; RequestError 422 when it has another shape.
-    `reserved` names parameters that would collide with the pipeline's input argument."""
+    """(inputs, parameters) of a Hugging Face Inference API body, where streaming is not offered (Ray Serve)."""
+    inputs, params, stream = parse_request(body, reserved)
+    if stream:
+        raise RequestError(422, "invalid_request", '"stream": true is served by the built-in server (onnxpipe serve without --ray).')
+    return inputs, params
+
+
+def parse_request(body: bytes, reserved: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any], bool]:
+    """(inputs, parameters, stream) of a Hugging Face Inference API body; RequestError 422 when it has another
+    shape. `reserved` names parameters that would collide with the pipeline's input argument."""
     payload = parse_json(body)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise RequestError(
@@ -49,7 +57,10 @@ def parse_inference(body: bytes, reserved: frozenset[str] = frozenset()) -> tupl
         )
     unknown = sorted(set(payload) - set(BODY_FIELDS))
     if unknown:
-        raise RequestError(422, "invalid_request", f"unknown field(s) {unknown}: the body takes only 'inputs' and 'parameters'.")
+        raise RequestError(422, "invalid_request", f"unknown field(s) {unknown}: the body takes only 'inputs', 'parameters' and 'stream'.")
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError(422, "invalid_request", f"'stream' must be true or false, got {stream!r}.")
     params = payload.get("parameters")
     if params is None:
         params = {}
@@ -58,7 +69,9 @@ def parse_inference(body: bytes, reserved: frozenset[str] = frozenset()) -> tupl
     clash = sorted(reserved & set(params))
     if clash:
         raise RequestError(422, "invalid_request", f"parameters may not contain {clash}: send the input in 'inputs'.")
-    return payload["inputs"], params
+    if "streamer" in params:
+        raise RequestError(422, "invalid_request", "parameters may not contain 'streamer': send \"stream\": true instead.")
+    return payload["inputs"], params, stream
 
 
 def pipeline_error(exc: BaseException, model: str) -> RequestError:

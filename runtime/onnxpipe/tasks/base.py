@@ -44,12 +44,17 @@ class Pipeline:
         self.media_sources = media_sources or MediaSources()
         self.task = task
         self.device = device
-        device_kind, _ = parse_device(device)
-        self.model_path = self.folder.onnx_file(dtype, device_kind)
-        self.dtype = dtype_of_filename(self.model_path.name)  # the variant actually loaded
-        self.session = OnnxSession(self.model_path, device, intra_op_num_threads)
+        self.load(dtype, intra_op_num_threads)
         self.setup()
         self.defaults = self.check_options(options)
+
+    def load(self, dtype: Optional[str], intra_op_num_threads: Optional[int]) -> None:
+        """Open the ONNX graph(s): here the folder's one `model*.onnx` variant. Sets model_path, dtype and session;
+        pipelines that run several graphs (generation) override it."""
+        device_kind, _ = parse_device(self.device)
+        self.model_path = self.folder.onnx_file(dtype, device_kind)
+        self.dtype = dtype_of_filename(self.model_path.name)  # the variant actually loaded
+        self.session = OnnxSession(self.model_path, self.device, intra_op_num_threads)
 
     def setup(self) -> None:
         """Load what the task needs beside the session (tokenizer, label maps...), before options are checked,

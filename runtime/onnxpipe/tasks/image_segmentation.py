@@ -1,5 +1,10 @@
-"""image-segmentation (semantic: Segformer and other per-pixel heads): [{score: None, label, mask}] per image,
-masks as PIL "L" images of the original size, as transformers' pipeline returns them."""
+"""image-segmentation: [{score, label, mask}] per image, masks as PIL "L" images of the original size, as
+transformers' pipeline returns them.
+
+Semantic heads (Segformer-style `logits` (C, h, w)) give one segment per class present, score None. DETR panoptic
+graphs (`logits` + `pred_masks`) give panoptic / instance segments with scores (subtask None means panoptic, as
+transformers picks it for DETR's processor) or, with subtask="semantic", DETR's semantic map.
+"""
 
 from __future__ import annotations
 
@@ -10,70 +15,73 @@ import numpy as np
 from ..errors import InvalidOptionError
 from ..image import mask_image
 from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from .segmentation_maps import detr_segments, detr_semantic_map, upsampled_argmax
 
-SUBTASKS = ("semantic",)
-# transformers' options for panoptic / instance post-processing, which onnxpipe does not run
-PANOPTIC_OPTIONS = ("threshold", "mask_threshold", "overlap_mask_area_threshold")
+__all__ = ["ImageSegmentationPipeline", "upsampled_argmax"]
 
-
-def _source_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear (align_corners=False) source rows: lower index, upper index, weight of the upper one, as torch."""
-    scale = np.float32(in_size / out_size)
-    src = np.maximum(scale * (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
-    low = np.minimum(src.astype(np.int64), in_size - 1)
-    return low, np.minimum(low + 1, in_size - 1), (src - low).astype(np.float32)
-
-
-def upsampled_argmax(logits: np.ndarray, height: int, width: int) -> np.ndarray:
-    """argmax over classes of logits (C, h, w) resized bilinearly to (height, width), one class at a time so
-    memory stays O(height x width) (torch's interpolate + argmax, as transformers post-processes)."""
-    y0, y1, wy = _source_index(height, logits.shape[1])
-    x0, x1, wx = _source_index(width, logits.shape[2])
-    wy, wx = wy[:, None], wx[None, :]
-    best = np.full((height, width), -np.inf, dtype=np.float32)
-    labels = np.zeros((height, width), dtype=np.int64)
-    one = np.float32(1)
-    for index, plane in enumerate(logits.astype(np.float32)):
-        top, bottom = plane[y0], plane[y1]
-        value = (one - wy) * ((one - wx) * top[:, x0] + wx * top[:, x1]) + wy * (
-            (one - wx) * bottom[:, x0] + wx * bottom[:, x1]
-        )
-        better = value > best  # strict: the first class wins ties, as torch.argmax
-        best[better], labels[better] = value[better], index
-    return labels
+# transformers' defaults for panoptic / instance post-processing in the pipeline
+PANOPTIC_DEFAULTS = {"threshold": 0.9, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.5}
+SEMANTIC_ONLY = ("semantic",)
+DETR_SUBTASKS = ("panoptic", "instance", "semantic")
+# query-based heads that optimum exports but onnxpipe does not post-process (MaskFormer's output names)
+UNSUPPORTED_OUTPUTS = ("masks_queries_logits",)
 
 
 class ImageSegmentationPipeline(ImagePipeline):
-    """Semantic segmentation; options as in transformers: subtask ("semantic" or None), timeout, batch_size."""
+    """Semantic, panoptic and instance segmentation; options as in transformers: subtask, threshold,
+    mask_threshold, overlap_mask_area_threshold (panoptic / instance), timeout, batch_size."""
 
-    OPTIONS = {"subtask": None, **{name: None for name in PANOPTIC_OPTIONS}, **IMAGE_OPTIONS}
+    OPTIONS = {"subtask": None, **{name: None for name in PANOPTIC_DEFAULTS}, **IMAGE_OPTIONS}
 
     def setup(self) -> None:
         super().setup()
+        outputs = self.session.output_names
+        if any(name in outputs for name in UNSUPPORTED_OUTPUTS):
+            raise InvalidOptionError(
+                f"{self.model_path.name} has outputs {outputs}: a MaskFormer-style head, which onnxpipe does not "
+                "post-process (optimum's MaskFormer graph runs only at the image size it was traced with; measured "
+                "with optimum-onnx 0.1.0). It segments with semantic heads (Segformer-style logits) and DETR "
+                "panoptic (logits + pred_masks)."
+            )
+        self.panoptic = "pred_masks" in outputs
+        self.subtasks = DETR_SUBTASKS if self.panoptic else SEMANTIC_ONLY
         self.logits_name = self.session.output_named("logits")
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
-        if options["subtask"] not in (None, *SUBTASKS):
+        subtask = options["subtask"]
+        if subtask not in (None, *self.subtasks):
             raise InvalidOptionError(
-                f"subtask {options['subtask']!r} is not supported: onnxpipe runs {', '.join(SUBTASKS)} segmentation "
-                "(panoptic and instance heads such as DETR-panoptic or Mask2Former are not supported yet)."
+                f"subtask {subtask!r} is not supported by this model: it runs {', '.join(self.subtasks)} segmentation. "
+                "Panoptic and instance segmentation need a DETR panoptic model (DetrForSegmentation, exported "
+                "with `onnxpipe export ... --task image-segmentation`); semantic heads such as Segformer have no "
+                "instance masks, and Mask2Former / MaskFormer graphs are not supported."
             )
-        given = [name for name in PANOPTIC_OPTIONS if options[name] is not None]
-        if given:
+        given = [name for name in PANOPTIC_DEFAULTS if options[name] is not None]
+        if given and (not self.panoptic or subtask == "semantic"):
             raise InvalidOptionError(
-                f"{', '.join(given)} only apply to panoptic / instance segmentation, which onnxpipe does not run; "
-                "semantic segmentation takes subtask and timeout."
+                f"{', '.join(given)} only apply to panoptic / instance segmentation (DETR panoptic models with "
+                "subtask None, 'panoptic' or 'instance'); semantic segmentation takes subtask and timeout."
             )
+        for name in given:
+            value = options[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InvalidOptionError(f"{name} must be a number between 0 and 1, got {value!r}.")
 
-    def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]
+    ) -> Any:
         height, width = encoded.original_sizes[row]
-        segmentation = upsampled_argmax(outputs[self.logits_name][row], height, width)
+        logits = outputs[self.logits_name][row]
+        if self.panoptic and options["subtask"] != "semantic":
+            settings = {k: default if options[k] is None else options[k] for k, default in PANOPTIC_DEFAULTS.items()}
+            segments = detr_segments(logits, outputs["pred_masks"][row], height, width, **settings)
+            return [{"score": s.score, "label": self.label(s.label_id), "mask": mask_image(s.mask)} for s in segments]
+        if self.panoptic:
+            segmentation = detr_semantic_map(logits, outputs["pred_masks"][row], height, width)
+        else:
+            segmentation = upsampled_argmax(logits, height, width)
         return [
-            {
-                "score": None,
-                "label": self.label(int(label)),
-                "mask": mask_image(segmentation == label),
-            }
+            {"score": None, "label": self.label(int(label)), "mask": mask_image(segmentation == label)}
             for label in np.unique(segmentation)
         ]
