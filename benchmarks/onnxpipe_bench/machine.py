@@ -52,5 +52,15 @@ def machine_info() -> dict[str, Any]:
         "memory_gb": memory_gb(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "versions": {name: version(name) for name in LIBRARIES if version(name) is not None},
+        "versions": {**{name: version(name) for name in LIBRARIES if version(name) is not None}, **_onnxruntime_in_use()},
     }
+
+
+def _onnxruntime_in_use() -> dict[str, str]:
+    """The version of the onnxruntime module this Python imports, which is what every engine runs: with both the
+    CPU and the GPU build installed (or one on PYTHONPATH) the distribution metadata can name the other one."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return {}
+    return {"onnxruntime": onnxruntime.__version__}
