@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -34,18 +33,6 @@ class ExportResult:
 def _step_count(dtypes: list[str], optimize: bool) -> int:
     # import, source, optimum export, [fusion], fp32 check, one per variant, write folder
     return 4 + int(optimize) + sum(d != "fp32" for d in dtypes) + 1
-
-
-def _place_fp32(chosen: Path, target: Path) -> None:
-    """Put the chosen fp32 graph at `target`, re-saving it when its weights live in a side file."""
-    from .onnx_files import save_model, side_files
-
-    if side_files(chosen):
-        import onnx
-
-        save_model(onnx.load(str(chosen)), target)
-    else:
-        shutil.move(str(chosen), str(target))
 
 
 def export(
@@ -127,7 +114,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     from .convert import export_limitations, export_onnx
     from .folder import install
     from .fp32 import choose_fp32
-    from .onnx_files import opset
+    from .onnx_files import opset, place_graph
     from .optimize import Fusion, fuse
     from .calibration import build_calibration
     from .quantize import write_variant
@@ -159,7 +146,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     staging = work / "folder"
     staging.mkdir()
     fp32_path = staging / variant_filename("fp32")
-    _place_fp32(choice.path, fp32_path)
+    place_graph(choice.path, fp32_path)
     validations: dict[str, Optional[dict[str, Any]]] = {"fp32": choice.figures}
     quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
     calibration = build_calibration(source.path, source.config, recipe.modality) if "int8" in plan.dtypes else []

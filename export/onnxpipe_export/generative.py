@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +22,10 @@ from typing import Any, Optional, Sequence, Union
 from onnxpipe.manifest import variant_filename, write_manifest
 
 from .errors import ConversionError, ExportQualityWarning, OutputFolderError, UnsupportedTaskError, ValidationError
+from .onnx_files import place_graph
 from .tasks import ExportTask
+
+_place = place_graph  # the name whisper_export.py imported before place_graph moved to onnx_files
 
 DECODER_ONLY = {"decoder": "model"}
 ENCODER_DECODER = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
@@ -138,18 +140,6 @@ def _optimum_export(source: Path, work: Path, recipe: ExportTask, components: di
     return paths
 
 
-def _place(chosen: Path, target: Path) -> None:
-    """Move an fp32 graph into the folder, re-saving it when its weights live in a side file."""
-    from .onnx_files import save_model, side_files
-
-    if side_files(chosen):
-        import onnx
-
-        save_model(onnx.load(str(chosen)), target)
-    else:
-        shutil.move(str(chosen), str(target))
-
-
 def _run(
     model: Any, recipe: ExportTask, dtypes: list[str], out: Path, revision: Optional[str], validate: bool,
     not_fused: str, work: Path, progress: Any, notes: list[str],
@@ -178,7 +168,7 @@ def _run(
     staging = work / "folder"
     staging.mkdir()
     for role, stem in components.items():
-        _place(plain[role], staging / variant_filename("fp32", stem))
+        place_graph(plain[role], staging / variant_filename("fp32", stem))
 
     def paths(dtype: str) -> tuple[Path, Optional[Path]]:
         decoder = staging / variant_filename(dtype, components["decoder"])

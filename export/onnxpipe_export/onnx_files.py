@@ -34,6 +34,19 @@ def save_model(model: Any, path: Path) -> list[Path]:
     return [path]
 
 
+def place_graph(chosen: Path, target: Path) -> None:
+    """Put a graph at `target`: moved as it is, or re-saved when its weights live in a side file (so the side file
+    gets the target's name)."""
+    import shutil
+
+    if side_files(chosen):
+        import onnx
+
+        save_model(onnx.load(str(chosen)), target)
+    else:
+        shutil.move(str(chosen), str(target))
+
+
 def _tensors(graph: Any) -> Iterator[Any]:
     yield from graph.initializer
     for node in graph.node:

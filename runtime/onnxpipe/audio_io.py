@@ -15,14 +15,12 @@ import binascii
 import os
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from typing import Any, Optional
 
 import numpy as np
 
 from .errors import InvalidInputError
-from .media_sources import MediaSources, describe
+from .media_sources import MediaSources, describe, fetch_url
 from .resample import resample
 from .wav import is_wav, read_wav
 
@@ -121,14 +119,7 @@ def _from_dict(item: dict, sampling_rate: int) -> np.ndarray:
 def _read_string(text: str, timeout: Optional[float], sources: MediaSources) -> bytes:
     sources.check_url(text)
     if text.lower().startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(text, timeout=10.0 if timeout is None else timeout) as response:
-                return response.read()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise InvalidInputError(
-                f"Cannot fetch audio {text!r} ({exc}): this machine may be offline. Download the file elsewhere and "
-                "pass its path or bytes instead."
-            ) from exc
+        return fetch_url(text, timeout, "audio", "its file path or bytes")
     if sources.may_read_files() and os.path.isfile(text):
         with open(text, "rb") as handle:
             return handle.read()

@@ -12,8 +12,6 @@ import base64
 import binascii
 import io
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from math import ceil
 from typing import Any, Optional, Sequence
@@ -27,7 +25,7 @@ except ImportError as exc:  # Pillow is the optional `vision` extra
     raise ImportError("Image tasks need Pillow: pip install 'onnxpipe[vision]' (or pip install pillow).") from exc
 
 from .errors import InvalidInputError, MissingModelFileError
-from .media_sources import MediaSources, describe
+from .media_sources import MediaSources, describe, fetch_url
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
 # processor class -> how it resizes; every one then rescales, normalizes and puts channels first
@@ -54,21 +52,10 @@ def _open(data: bytes, what: str) -> PIL.Image.Image:
     return image
 
 
-def _fetch(url: str, timeout: Optional[float]) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=10.0 if timeout is None else timeout) as response:
-            return response.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InvalidInputError(
-            f"Cannot fetch image {url!r} ({exc}): this machine may be offline. Download the image elsewhere "
-            "and pass its file path, bytes or a PIL.Image instead."
-        ) from exc
-
-
 def _from_string(text: str, timeout: Optional[float], sources: MediaSources) -> PIL.Image.Image:
     sources.check_url(text)
     if text.startswith(("http://", "https://")):
-        return _open(_fetch(text, timeout), f"The content of {text!r}")
+        return _open(fetch_url(text, timeout, "image", "its file path, bytes or a PIL.Image"), f"The content of {text!r}")
     if sources.may_read_files() and os.path.isfile(text):
         with open(text, "rb") as handle:
             return _open(handle.read(), f"The file {text!r}")

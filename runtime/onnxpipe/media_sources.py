@@ -6,7 +6,10 @@ behalf; `MediaSources.inline_only()` turns both off so strings must carry the da
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import InvalidInputError
 
@@ -42,3 +45,16 @@ def describe(sources: MediaSources) -> str:
     """The string forms a pipeline with these sources takes, for error messages."""
     forms = [name for name, on in (("a file path", sources.files), ("an http(s) URL", sources.urls)) if on]
     return ", ".join([*forms, "a base64 string"])
+
+
+def fetch_url(url: str, timeout: Optional[float], kind: str, instead: str) -> bytes:
+    """The bytes at an http(s) URL (10 s timeout unless given); InvalidInputError saying this machine may be
+    offline and what to pass `instead` (e.g. "its file path or bytes")."""
+    try:
+        with urllib.request.urlopen(url, timeout=10.0 if timeout is None else timeout) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"Cannot fetch {kind} {url!r} ({exc}): this machine may be offline. Download the {kind} elsewhere "
+            f"and pass {instead} instead."
+        ) from exc

@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidOptionError
 from .common_audio import AUDIO_OPTIONS, AudioPipeline
-from .common_text import FUNCTIONS, check_function_to_apply
+from .common_text import FUNCTIONS, check_function_to_apply, check_top_k
 
 
 class AudioClassificationPipeline(AudioPipeline):
@@ -26,9 +25,7 @@ class AudioClassificationPipeline(AudioPipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_audio_options(options)
-        top_k = options["top_k"]
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidOptionError(f"top_k must be a positive int or None (every label), got {top_k!r}.")
+        check_top_k(options["top_k"], "every label")
         check_function_to_apply(options)
 
     def run_items(self, items: list[Any], options: dict[str, Any]) -> list[Any]:

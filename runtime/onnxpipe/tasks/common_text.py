@@ -38,6 +38,12 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 
 
+def check_top_k(top_k: Any, none_means: str) -> None:
+    """Raise InvalidOptionError unless `top_k` is None or a positive int; `none_means` says what None does."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidOptionError(f"top_k must be a positive int or None ({none_means}), got {top_k!r}.")
+
+
 def check_function_to_apply(options: dict[str, Any]) -> None:
     """Normalize `function_to_apply` (a name or transformers' enum) to a FUNCTIONS key; None keeps the model's default."""
     function = options["function_to_apply"]

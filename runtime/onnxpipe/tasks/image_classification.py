@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidOptionError
 from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .common_text import FUNCTIONS, check_function_to_apply
+from .common_text import FUNCTIONS, check_function_to_apply, check_top_k
 
 
 
@@ -23,9 +22,7 @@ class ImageClassificationPipeline(ImagePipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
-        top_k = options["top_k"]
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidOptionError(f"top_k must be a positive int (None means 5, as in transformers), got {top_k!r}.")
+        check_top_k(options["top_k"], "5, as in transformers")
         check_function_to_apply(options)
 
     def _default_function(self) -> str:

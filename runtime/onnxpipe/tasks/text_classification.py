@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..text import EncodedBatch
-from .common_text import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options
+from .common_text import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options, check_top_k
 
 _UNSET = "<unset>"  # transformers' "top_k not given" marker: results keep their legacy shape
 
@@ -37,13 +37,12 @@ class TextClassificationPipeline(TextPipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         check_tokenizer_options(options)
-        top_k = options["top_k"]
-        if top_k != _UNSET and top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidOptionError(f"top_k must be a positive int or None (all labels), got {top_k!r}.")
+        if options["top_k"] != _UNSET:
+            check_top_k(options["top_k"], "all labels")
         check_function_to_apply(options)
         if options["return_all_scores"] is not None and not isinstance(options["return_all_scores"], bool):
             raise InvalidOptionError(f"return_all_scores must be True or False, got {options['return_all_scores']!r}.")
-        if options["return_all_scores"] is not None and top_k == _UNSET:
+        if options["return_all_scores"] is not None and options["top_k"] == _UNSET:
             warnings.warn("`return_all_scores` is deprecated: use top_k=None (all) or top_k=1.", UserWarning, stacklevel=4)
 
     def check_item(self, item: Any) -> tuple[str, Optional[str]]:

@@ -12,6 +12,7 @@ from ..errors import InvalidInputError, InvalidOptionError
 from ..image import load_image
 from ..text import TextEncoder
 from .common_image import IMAGE_OPTIONS, ImagePipeline
+from .common_text import check_top_k
 
 PADDING = (False, True, "longest", "do_not_pad", "max_length")
 GRAPH_INPUTS = ("input_ids", "pixel_values")
@@ -122,9 +123,7 @@ class VisualQuestionAnsweringPipeline(ImagePipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
-        top_k = options["top_k"]
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidOptionError(f"top_k must be a positive int (None means 5, as in transformers), got {top_k!r}.")
+        check_top_k(options["top_k"], "5, as in transformers")
         if not isinstance(options["truncation"], bool):
             raise InvalidOptionError(f"truncation must be True or False, got {options['truncation']!r}.")
         padding = options["padding"]
