@@ -181,13 +181,22 @@ def test_bad_options_and_inputs(pair):
         ours({"array": clip})
 
 
-def test_whisper_folders_say_transcription_is_not_available_yet(tmp_path):
-    folder = tmp_path / "whisper"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"]}))
+def test_speech_seq2seq_folders_other_than_whisper_are_refused(tmp_path):
+    """Whisper folders go to the Whisper pipeline (tests/test_speech_recognition_whisper.py); a Whisper folder
+    without its ONNX pair names the export command; other encoder-decoder speech models are refused."""
+    from onnxpipe.errors import MissingModelFileError
+
+    whisper = tmp_path / "whisper"
+    whisper.mkdir()
+    (whisper / "config.json").write_text(json.dumps({"model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"]}))
     for task in (TASK, "asr", None):  # None: the task is read from the architectures
-        with pytest.raises(NotImplementedError, match="generation package"):
-            pipeline(task, model=str(folder))
+        with pytest.raises(MissingModelFileError, match="--task automatic-speech-recognition"):
+            pipeline(task, model=str(whisper))
+    other = tmp_path / "s2t"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "speech_to_text", "is_encoder_decoder": True}))
+    with pytest.raises(NotImplementedError, match="Whisper only"):
+        pipeline(TASK, model=str(other))
 
 
 ISOLATED = r"""

@@ -53,6 +53,11 @@ def export(
     validate=False; an fp32 graph outside tolerance raises ValidationError and writes nothing.
     """
     recipe = export_task(task)
+    if recipe.task == "automatic-speech-recognition":  # Whisper: encoder + cached decoder (CTC: one graph, below)
+        from .whisper_export import export_whisper, is_whisper_checkpoint
+
+        if is_whisper_checkpoint(model, revision):
+            return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate)
     if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
         from .generative import export_generation
 

@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import tempfile
-import time
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
-from .errors import ConversionError, ExportQualityWarning, OutputFolderError, UnsupportedTaskError, ValidationError
+from .errors import ConversionError, OutputFolderError, UnsupportedTaskError, ValidationError
 from .onnx_files import place_graph
 from .tasks import ExportTask
-
-_place = place_graph  # the name whisper_export.py imported before place_graph moved to onnx_files
 
 DECODER_ONLY = {"decoder": "model"}
 ENCODER_DECODER = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
@@ -56,39 +50,15 @@ def export_generation(
     validate: bool = True,
 ) -> Any:
     """Export a generation checkpoint for `recipe` (api.export dispatches here); returns api.ExportResult."""
-    from .api import ExportResult
-    from .deps import import_export_stack, require_export_dependencies
     from .dtypes import GENERATION_DTYPES, parse_dtypes
-    from .folder import check_output
-    from .noise import silenced
-    from .progress import Progress
+    from .frame import run_export
 
     dtypes = parse_dtypes(dtype, allowed=GENERATION_DTYPES)
-    require_export_dependencies()
-    out = Path(output).expanduser().resolve()
-    check_output(out)
-    started = time.perf_counter()
-    notes: list[str] = []
-    progress = Progress(5 + sum(d != "fp32" for d in dtypes), Progress.wanted(quiet))
-    try:
-        with progress.step("import torch, transformers, optimum"), warnings.catch_warnings():
-            if quiet:
-                warnings.simplefilter("ignore")
-            import_export_stack()
-        with silenced(quiet), tempfile.TemporaryDirectory(prefix="onnxpipe-export-") as tmp:
-            reason = NOT_FUSED if optimize else "turned off by optimize=False (--no-optimize)"
-            manifest = _run(model, recipe, dtypes, out, revision, validate, reason, Path(tmp), progress, notes)
-    finally:
-        progress.close()
-    seconds = time.perf_counter() - started
-    for note in notes:
-        warnings.warn(note, ExportQualityWarning, stacklevel=3)
-    result = ExportResult(out, manifest, [out / name for name in manifest["files"]], tuple(notes), seconds)
-    if not quiet:
-        from .summary import format_summary
-
-        print(format_summary(str(out), manifest, notes, seconds), file=sys.stdout, flush=True)
-    return result
+    reason = NOT_FUSED if optimize else "turned off by optimize=False (--no-optimize)"
+    return run_export(
+        output, 4 + sum(d != "fp32" for d in dtypes), quiet,
+        lambda out, work, progress, notes: _run(model, recipe, dtypes, out, revision, validate, reason, work, progress, notes),
+    )
 
 
 def check_architecture(recipe: ExportTask, config: dict[str, Any]) -> None:

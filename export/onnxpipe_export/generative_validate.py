@@ -74,6 +74,27 @@ class OrtDecoder:
         present = {"past_key_values." + k[len("present."):]: v for k, v in named.items() if k.startswith("present.")}
         return named["logits"], present
 
+    def greedy_cross(self, hidden: np.ndarray, extra: dict[str, np.ndarray], prompt: Sequence[int], steps: int) -> Trace:
+        """Greedy steps of the merged decoder over an encoder output (`extra`: e.g. the encoder mask); the decoder
+        prompt is fed whole at the first step."""
+        past = self._empty_past(1)
+        current = np.array([list(prompt)], dtype=np.int64)
+        tokens: list[int] = []
+        logits_seen: list[np.ndarray] = []
+        for step in range(steps):
+            feeds = {"input_ids": current, "encoder_hidden_states": hidden, **extra, **past}
+            if "use_cache_branch" in self.inputs:
+                feeds["use_cache_branch"] = np.array([step > 0])
+            logits, present = self._step({k: v for k, v in feeds.items() if k in self.inputs})
+            # the cross-attention cache is made at step 0; later steps' encoder presents are placeholders
+            # (optimum's merged decoder passes them through its with-past branch unchanged or empty)
+            past = present if step == 0 else {**present, **{k: v for k, v in past.items() if ".encoder." in k}}
+            last = logits[0, -1].astype(np.float32)
+            logits_seen.append(last)
+            tokens.append(int(last.argmax()))
+            current = np.array([[tokens[-1]]], dtype=np.int64)
+        return Trace(tokens, logits_seen)
+
     def greedy(self, input_ids: np.ndarray, steps: int, start_token: Optional[int] = None) -> Trace:
         """Greedy tokens and per-step logits for one prompt (batch 1), with the KV cache."""
         ids = input_ids.astype(np.int64)
@@ -83,20 +104,7 @@ class OrtDecoder:
         past = self._empty_past(1)
         if self.encoder is not None:
             hidden = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            current = np.array([[start_token]], dtype=np.int64)
-            for step in range(steps):
-                feeds = {"input_ids": current, "encoder_hidden_states": hidden, "encoder_attention_mask": mask, **past}
-                if "use_cache_branch" in self.inputs:
-                    feeds["use_cache_branch"] = np.array([step > 0])
-                logits, present = self._step({k: v for k, v in feeds.items() if k in self.inputs})
-                # the cross-attention cache is made at step 0; later steps' encoder presents are placeholders
-                # (optimum's merged decoder passes them through its with-past branch unchanged or empty)
-                past = present if step == 0 else {**present, **{k: v for k, v in past.items() if ".encoder." in k}}
-                last = logits[0, -1].astype(np.float32)
-                logits_seen.append(last)
-                tokens.append(int(last.argmax()))
-                current = np.array([[tokens[-1]]], dtype=np.int64)
-            return Trace(tokens, logits_seen)
+            return self.greedy_cross(hidden, {"encoder_attention_mask": mask}, [start_token], steps)
         current, length = ids, 0
         for step in range(steps):
             length += current.shape[1]

@@ -3,7 +3,7 @@
 Greedy CTC as transformers' pipeline does it: argmax per logit frame, then Wav2Vec2CTCTokenizer's decoding
 (ctc.py). Long clips are cut into overlapping chunks (`chunk_length_s`, `stride_length_s`); each chunk's
 logit frames inside its strides are dropped before the frames of all chunks are joined and decoded.
-Encoder-decoder models (Whisper) need the generation package and are refused with a clear error for now.
+Whisper folders are handed to whisper_asr.WhisperPipeline; other encoder-decoder speech models are refused.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .common_audio import AUDIO_OPTIONS, AudioPipeline
 
 
 class UnsupportedModelError(OnnxpipeError, NotImplementedError):
-    """A speech model this task cannot run yet (encoder-decoder models such as Whisper)."""
+    """A speech model this task cannot run (encoder-decoder models other than Whisper)."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,22 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
 
     OPTIONS = {"return_timestamps": None, "chunk_length_s": 0, "stride_length_s": None, **AUDIO_OPTIONS}
 
+    def __new__(cls, model: Any, task: str, *args: Any, **kwargs: Any) -> Any:
+        """A Whisper folder gets a WhisperPipeline (whisper_asr.py) instead."""
+        folder = ModelFolder.open(model)
+        if cls is AutomaticSpeechRecognitionPipeline and folder.config.get("model_type") == "whisper":
+            from .whisper_asr import WhisperPipeline
+
+            return WhisperPipeline(folder, task, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, model: Any, task: str, *args: Any, **kwargs: Any):
         folder = ModelFolder.open(model)
         config = folder.config
-        if config.get("model_type") == "whisper" or config.get("is_encoder_decoder"):
+        if config.get("is_encoder_decoder"):
             raise UnsupportedModelError(
-                f"{folder.path} is a {config.get('model_type') or 'sequence-to-sequence'} speech model: onnxpipe cannot "
-                "transcribe with it yet, because its decoding needs the generation package (Whisper support is "
-                "planned). CTC models (wav2vec2, HuBERT, WavLM ...) work now."
+                f"{folder.path} is a {config.get('model_type') or 'sequence-to-sequence'} speech model other than "
+                "Whisper: onnxpipe transcribes with CTC models (wav2vec2, HuBERT, WavLM ...) and Whisper only."
             )
         super().__init__(folder, task, *args, **kwargs)
 

@@ -1,0 +1,170 @@
+"""Export for Whisper speech recognition: `encoder_model.onnx` + `decoder_model_merged.onnx` with a KV cache.
+
+optimum's `automatic-speech-recognition-with-past` task writes the encoder (input_features -> last_hidden_state)
+and three decoders; as for text encoder-decoders (generative.py, whose steps are reused) only the merged decoder
+is kept. Each dtype's pair is checked against torch on generated audio (whisper_validate.py). CTC speech
+models keep the single-graph path of api.export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from onnxpipe.manifest import variant_filename, write_manifest
+
+from .errors import OutputFolderError, UnsupportedTaskError, ValidationError
+from .tasks import ExportTask
+
+OPTIMUM_TASK = "automatic-speech-recognition-with-past"
+COMPONENTS = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
+RECIPE = ExportTask(
+    "automatic-speech-recognition", OPTIMUM_TASK, "AutoModelForSpeechSeq2Seq", ("logits",), True, "greedy",
+    modality="audio", kind="generation",
+)
+CACHE_NOTE = (
+    "use_cache_branch false at the first step (past inputs are ignored: feed length-0 arrays), true later; "
+    "present.N.encoder.* is the cross-attention cache from the first step only: keep the first step's. "
+    "The encoder takes input_features (batch, num_mel_bins, 2 * max_source_positions)."
+)
+
+
+def is_whisper_checkpoint(model: Union[str, "os.PathLike[str]"], revision: Optional[str] = None) -> bool:
+    """Whether `model` (a folder or hub id) is a Whisper checkpoint (config.json model_type "whisper")."""
+    path = Path(str(model)).expanduser()
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            return False
+        return json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == "whisper"
+    from .source import resolve_source
+
+    return resolve_source(model, revision).config.get("model_type") == "whisper"
+
+
+def check_whisper_config(config: dict[str, Any]) -> None:
+    """Refuse shapes the runtime's 30 s windows cannot feed (EXPORT_NOTES gotcha 6)."""
+    frames = 2 * int(config.get("max_source_positions", 0))
+    if frames != 3000:
+        raise UnsupportedTaskError(
+            f"This Whisper checkpoint has max_source_positions={config.get('max_source_positions')} ({frames} mel "
+            "frames), but the feature extractor makes 30 s windows of 3000 frames: keep max_source_positions=1500."
+        )
+
+
+def export_whisper(
+    model: Union[str, "os.PathLike[str]"],
+    output: Union[str, "os.PathLike[str]"],
+    dtype: Union[str, Sequence[str]],
+    *,
+    revision: Optional[str] = None,
+    quiet: bool = False,
+    validate: bool = True,
+) -> Any:
+    """Export a Whisper checkpoint for automatic-speech-recognition (api.export dispatches here)."""
+    from .dtypes import GENERATION_DTYPES, parse_dtypes
+    from .frame import run_export
+
+    dtypes = parse_dtypes(dtype, allowed=tuple(d for d in GENERATION_DTYPES if d != "q4"))
+    return run_export(
+        output, 4 + sum(d != "fp32" for d in dtypes), quiet,
+        lambda out, work, progress, notes: _run(model, dtypes, out, revision, validate, work, progress, notes),
+    )
+
+
+def _run(
+    model: Any, dtypes: list[str], out: Path, revision: Optional[str], validate: bool, work: Path, progress: Any,
+    notes: list[str],
+) -> dict[str, Any]:
+    from . import whisper_validate as check
+    from .deps import created_with
+    from .folder import install
+    from .generative import _optimum_export
+    from .onnx_files import place_graph
+    from .generative_validate import FP32_RELATIVE_TOLERANCE, quality_warning
+    from .generative_variants import merged_decoder_variant, write_generation_variant
+    from .onnx_files import opset
+    from .record import onnx_file_entry, source_entry, support_entries
+    from .source import resolve_source
+    from .support import copy_support_files
+
+    with progress.step("resolve source"):
+        source = resolve_source(model, revision)
+        check_whisper_config(source.config)
+    if out == source.path or source.path in out.parents:
+        raise OutputFolderError(f"Output {str(out)!r} is inside the checkpoint folder; pass a folder elsewhere.")
+    with progress.step("optimum export"):
+        plain = _optimum_export(source.path, work / "plain", RECIPE, COMPONENTS)
+    staging = work / "folder"
+    staging.mkdir()
+    for role, stem in COMPONENTS.items():
+        place_graph(plain[role], staging / variant_filename("fp32", stem))
+
+    def pair(dtype: str) -> tuple[Path, Path]:
+        return staging / variant_filename(dtype, COMPONENTS["decoder"]), staging / variant_filename(dtype, COMPONENTS["encoder"])
+
+    generation_path = source.path / "generation_config.json"
+    generation = json.loads(generation_path.read_text(encoding="utf-8")) if generation_path.is_file() else {}
+    reference = None
+    validations: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    with progress.step("check fp32 against torch" if validate else "skip the torch check"):
+        if validate:
+            reference = check.torch_reference(source.path, generation)
+            figures = check.validate_files(*pair("fp32"), reference, FP32_RELATIVE_TOLERANCE)
+            if not figures["passed"]:
+                raise ValidationError(
+                    f"The fp32 Whisper export differs from torch: logits relative diff {figures['logits_relative_diff']:.3g} "
+                    f"> {FP32_RELATIVE_TOLERANCE:g}; nothing was written."
+                )
+            if figures["greedy_agreement"] < 1.0:
+                notes.append(f"fp32: greedy tokens agree with torch on {figures['greedy_agreement']:.0%} (a near tie)")
+            validations["fp32"] = figures
+
+    quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    for dtype in dtypes:
+        if dtype == "fp32":
+            continue
+        with progress.step(f"{dtype} variant"):
+            write_generation_variant(dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1])
+            quantization[dtype] = merged_decoder_variant(dtype, plain["decoder"].parent, pair(dtype)[0])
+            if reference is not None:
+                validations[dtype] = check.validate_files(*pair(dtype), reference, None)
+                warning = quality_warning(variant_filename(dtype, COMPONENTS["decoder"]), validations[dtype])
+                if warning:
+                    notes.append(warning)
+
+    with progress.step("write folder"):
+        support = copy_support_files(source.path, plain["decoder"].parent, staging)
+        for needed in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
+            if needed not in support:
+                raise UnsupportedTaskError(
+                    f"{str(source.path)!r} has no {needed} (and optimum wrote none); the runtime needs it for Whisper. "
+                    "Save the processor (WhisperProcessor.save_pretrained, fast tokenizer) and the generation config."
+                )
+        files: dict[str, Any] = {}
+        for dtype in ["fp32", *(d for d in dtypes if d != "fp32")]:
+            for role, stem in COMPONENTS.items():
+                name = variant_filename(dtype, stem)
+                entry = onnx_file_entry(staging / name, dtype, quantization[dtype], validations.get(dtype))
+                entry["component"] = role
+                files[name] = entry
+        manifest: dict[str, Any] = {
+            "task": RECIPE.task,
+            "source": source_entry(source.model, source.revision, source.config),
+            "created_with": created_with(),
+            "export": {"optimum_task": OPTIMUM_TASK, "exporter": "optimum", "opset": opset(pair("fp32")[0])},
+            "optimization": {"fusion": False, "reason": "optimum's cache graphs are written as exported"},
+            "is_encoder_decoder": True,
+            "components": dict(COMPONENTS),
+            "cache": CACHE_NOTE,
+            "default_dtype": dtypes[0],
+            "files": files,
+            "support_files": support_entries(staging, support),
+            "validation": {"inputs": reference.description, "per_dtype": "figures of each dtype's pair of files"}
+            if reference is not None else None,
+        }
+        install(staging, out)
+        path = write_manifest(out, manifest)
+    return json.loads(path.read_text(encoding="utf-8"))
