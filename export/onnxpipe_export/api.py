@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
-from .deps import created_with, import_export_stack, require_export_dependencies
+from .deps import created_with
 from .dtypes import parse_dtypes
-from .errors import ExportQualityWarning, OutputFolderError
+from .errors import OutputFolderError
 from .tasks import ExportTask, export_task
 
 
@@ -65,39 +61,15 @@ def export(
             model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
         )
     dtypes = parse_dtypes(dtype)
-    require_export_dependencies()
-    out = Path(output).expanduser().resolve()
-    from .folder import check_output
+    from .frame import run_export
 
-    check_output(out)
-
-    from .progress import Progress
-
-    started = time.perf_counter()
-    notes: list[str] = []
-    progress = Progress(_step_count(dtypes, optimize), Progress.wanted(quiet))
-    try:
-        with progress.step("import torch, transformers, optimum"), warnings.catch_warnings():
-            if quiet:
-                warnings.simplefilter("ignore")
-            import_export_stack()
-        from .noise import silenced
-
-        with silenced(quiet), tempfile.TemporaryDirectory(prefix="onnxpipe-export-") as tmp:
-            plan = _Plan(model, recipe, dtypes, out, optimize, revision, validate)
-            manifest = _run(plan, Path(tmp), progress, notes)
-    finally:
-        progress.close()
-    seconds = time.perf_counter() - started
-    for note in notes:
-        warnings.warn(note, ExportQualityWarning, stacklevel=2)
-    files = [out / name for name in manifest["files"]]
-    result = ExportResult(out, manifest, files, tuple(notes), seconds)
-    if not quiet:
-        from .summary import format_summary
-
-        print(format_summary(str(out), manifest, notes, seconds), file=sys.stdout, flush=True)
-    return result
+    return run_export(
+        output, _step_count(dtypes, optimize) - 1, quiet,
+        lambda out, work, progress, notes: _run(
+            _Plan(model, recipe, dtypes, out, optimize, revision, validate), work, progress, notes
+        ),
+        depth=1,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from .errors import ExportQualityWarning
 Steps = Callable[[Path, Path, Any, list[str]], dict[str, Any]]
 
 
-def run_export(output: Union[str, Path], steps: int, quiet: bool, run: Steps) -> Any:
-    """Run `run` inside the shared frame; `steps` counts its progress steps after the import one."""
+def run_export(output: Union[str, Path], steps: int, quiet: bool, run: Steps, depth: int = 2) -> Any:
+    """Run `run` inside the shared frame; `steps` counts its progress steps after the import one. `depth`: calls
+    between the user and this function (quality warnings point at the user's line)."""
     from .api import ExportResult
     from .deps import import_export_stack, require_export_dependencies
     from .folder import check_output
@@ -42,7 +43,7 @@ def run_export(output: Union[str, Path], steps: int, quiet: bool, run: Steps) ->
         progress.close()
     seconds = time.perf_counter() - started
     for note in notes:
-        warnings.warn(note, ExportQualityWarning, stacklevel=4)
+        warnings.warn(note, ExportQualityWarning, stacklevel=2 + depth)
     result = ExportResult(out, manifest, [out / name for name in manifest["files"]], tuple(notes), seconds)
     if not quiet:
         from .summary import format_summary
