@@ -220,3 +220,129 @@ def test_speech_models_are_benchmarked_on_clips_with_long_ones_chunked(models, t
     assert any("chunk_length_s" in note for note in record["notes"])
     text = (tmp_path / "r.md").read_text()
     assert "| batch x clip |" in text and "onnxpipe fp32, batch 1 x 31s: real-time factor" in text
+
+
+# --------------------------------------------------------------------------- generation rows (issue #4 "Speed")
+
+GEN_NEW_TOKENS = 6  # tiny models: a handful of forced tokens is enough to check counting and the figures
+
+
+def _generation_run(folder, tmp_path, *extra: str):
+    argv = [
+        sys.executable, "-m", "onnxpipe_bench", "--model", str(folder), "--batch-size", "1", "--runs", "1",
+        "--warmup", "0", "--cold-runs", "1", "--new-tokens", str(GEN_NEW_TOKENS), "--compare", "torch,optimum",
+        "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--quiet", *extra,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((tmp_path / "r.json").read_text()), (tmp_path / "r.md").read_text()
+
+
+def _check_generation_rows(record, text, engines):
+    """Every engine measured, forced to exactly GEN_NEW_TOKENS decoder steps, with figures from its samples."""
+    assert [e["name"] for e in record["engines"]] == engines, record["skipped"]
+    assert [r["engine"] for r in record["results"]] == engines
+    for r in record["results"]:
+        assert r["seq_len"] == 32 and r["tokens_per_input"] == 32  # the default prompt: exactly 32 tokens
+        assert r["new_tokens"] == GEN_NEW_TOKENS
+        # counted in the worker: one decoder (or torch forward) call per new token, on every engine alike
+        assert r["decoder_steps"] == GEN_NEW_TOKENS and r["steps_samples"] == [GEN_NEW_TOKENS]
+        assert r["tokens_per_s"] == pytest.approx(GEN_NEW_TOKENS * 1 * 1000 / r["median_ms"])
+        assert r["ms_per_token"] == pytest.approx(r["median_ms"] / GEN_NEW_TOKENS)
+        assert r["overhead_per_step_ms"] == pytest.approx(r["overhead_ms"] / GEN_NEW_TOKENS)
+        assert r["loop_share_pct"] == pytest.approx(100 * r["overhead_ms"] / r["median_ms"])
+        assert 0 < r["core_median_ms"] < r["median_ms"]
+        row = f"| 1 x 32 | {r['engine']} | {GEN_NEW_TOKENS} | {r['tokens_per_s']:.1f} |"
+        assert row in text, row
+    assert record["engines"][0]["heavy_modules_imported"] == []
+    assert text.index("Generation: tokens/s") < text.index("Absolute latency")
+    assert f"min_new_tokens={GEN_NEW_TOKENS}" in text and f"max_new_tokens={GEN_NEW_TOKENS}" in text
+
+
+def test_text_generation_rows_count_tokens_and_steps(generation_models, tmp_path):
+    folder = generation_models.get("gpt2").onnx
+    record, text = _generation_run(folder, tmp_path, "--dtype", "fp32")
+    assert record["task"] == "text-generation"
+    _check_generation_rows(record, text, ["onnxpipe fp32", "transformers torch fp32", "optimum fp32"])
+    assert any("do_sample=False" in note for note in record["notes"])  # greedy on every engine
+    assert [e["file"] for e in record["engines"]] == ["model.onnx", None, "model.onnx"]
+    base = next(r for r in record["results"] if r["engine"] == stats.BASELINE)
+    ours = next(r for r in record["ratios"]["latency"] if r["engine"] == "onnxpipe fp32")
+    ours_row = record["results"][0]
+    assert ours["throughput_vs_baseline"] == pytest.approx(ours_row["tokens_per_s"] / base["tokens_per_s"])
+
+
+def test_summarization_rows_on_the_encoder_decoder_pair(generation_models, tmp_path):
+    """T5 through the summarization pipelines (4 beams): the int8 pair of files on onnxpipe and on Optimum, which
+    finds them under its standard names through symbolic links to the same files."""
+    folder = generation_models.get("t5").onnx
+    record, text = _generation_run(folder, tmp_path, "--dtype", "int8", "--task", "summarization")
+    assert record["task"] == "summarization"
+    _check_generation_rows(record, text, ["onnxpipe int8", "transformers torch fp32", "optimum int8"])
+    pair = "encoder_model_quantized.onnx + decoder_model_merged_quantized.onnx"
+    assert [e["file"] for e in record["engines"]] == [pair, None, pair]
+    assert any("beam search" in note for note in record["notes"])
+
+
+def test_generation_folders_list_the_decoder_dtypes(generation_models):
+    from onnxpipe_bench.generation_bench import describe_files, optimum_skip_reason
+
+    folder = generation_models.get("t5").onnx
+    model, task, files = resolve_model(BenchOptions(model=str(folder)))
+    assert task == "text2text-generation"
+    assert {d: p.name for d, p in files.items()} == {
+        "int8": "decoder_model_merged_quantized.onnx", "fp32": "decoder_model_merged.onnx"}
+    assert describe_files(model, "fp32", "cpu") == "encoder_model.onnx + decoder_model_merged.onnx"
+    assert optimum_skip_reason(model, "int8", "cpu") is None
+
+
+def test_forced_new_tokens_only_apply_to_generation():
+    from onnxpipe_bench.tasks import task_spec
+
+    spec = task_spec("text-generation")
+    assert spec.new_tokens == 128 and spec.call_options["min_new_tokens"] == 128 and spec.call_options["do_sample"] is False
+    assert task_spec("summarization").new_tokens == 64
+    forced = spec.with_new_tokens(9)
+    assert forced.call_options == {"do_sample": False, "max_new_tokens": 9, "min_new_tokens": 9} and spec.new_tokens == 128
+    with pytest.raises(ValueError, match="generation tasks"):
+        task_spec("text-classification").with_new_tokens(9)
+    with pytest.raises(ValueError, match="at least 1"):
+        spec.with_new_tokens(0)
+
+
+def test_generation_tokenizers_decode_every_id_and_encode_like_english(tmp_path):
+    """The real-size builders' tokenizers: padded to the model's vocabulary with fillers that decode but that
+    encoding never produces."""
+    from tokenizers import Tokenizer
+
+    from onnxpipe_bench.generation_models import gpt2_tokenizer, t5_tokenizer
+    from onnxpipe_bench.inputs import PASSAGE
+
+    for build, size, eos in ((gpt2_tokenizer, 3000, "<|endoftext|>"), (t5_tokenizer, 2000, "</s>")):
+        folder = tmp_path / build.__name__
+        build(size, tmp_path).save_pretrained(str(folder))
+        raw = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        assert raw.get_vocab_size() == size and raw.token_to_id(eos) is not None
+        ids = raw.encode(PASSAGE).ids
+        assert len(ids) < len(PASSAGE) / 2 and max(ids) < 1100  # learned pieces, never a filler
+        assert raw.decode(ids).split() == PASSAGE.split()
+        assert raw.decode([size - 1]) == f"<|f{size - 1}|>"
+
+
+def test_generation_headline_judges_issue_4_targets_on_text_generation_only():
+    from onnxpipe_bench.summary import generation_headline, is_generation
+
+    def record(task, rows):
+        results = [{"engine": e, "batch_size": 1, "seq_len": 32, "new_tokens": 128, "tokens_per_s": t, "ms_per_token": 1000 / t,
+                    "overhead_per_step_ms": 0.5, "loop_share_pct": 4.0} for e, t in rows]
+        base = dict(rows)[stats.BASELINE]
+        ratios = [{"engine": e, "batch_size": 1, "seq_len": 32, "throughput_vs_baseline": t / base} for e, t in rows if e != stats.BASELINE]
+        return {"task": task, "title": task, "results": results, "ratios": {"latency": ratios}, "engines": []}
+
+    rows = [("onnxpipe fp32", 30.0), ("onnxpipe q4", 40.0), (stats.BASELINE, 20.0), ("optimum fp32", 25.0)]
+    text = "\n".join(generation_headline([record("text-generation", rows), record("summarization", rows)]))
+    assert is_generation(record("summarization", rows))
+    assert "| text-generation | onnxpipe fp32 | 128 after 32 | 30.0 (1.5x) | >= 1.5x: met | 33.33 |" in text
+    assert "| text-generation | onnxpipe q4 | 128 after 32 | 40.0 (2.0x) | >= 2.5x: NOT met |" in text
+    assert "| text-generation | optimum fp32 | 128 after 32 | 25.0 (1.2x) |  |" in text
+    assert "| summarization | onnxpipe fp32 | 128 after 32 | 30.0 (1.5x) |  |" in text  # no tokens/s target there

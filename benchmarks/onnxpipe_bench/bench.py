@@ -17,15 +17,16 @@ from typing import Any, Callable, Optional
 
 from . import footprint, stats
 from .engines import EngineSpec
-from .inputs import load_tokenizer, make_texts
+from .task_inputs import build_inputs, max_tokens
 from .machine import machine_info
 from .process import Worker, WorkerError, start_worker
 from .clips import make_clips
-from .images import make_images
-from .tasks import AUDIO_RATE, AUDIO_SECONDS, IMAGE_SIZE, QUESTION, TaskSpec, task_spec
+from .generation_bench import decoder_stem, describe_files, generation_fields, generation_notes, optimum_skip_reason
+from .tasks import AUDIO_RATE, AUDIO_SECONDS, GENERATION_PROMPT, IMAGE_SIZE, task_spec
 
 COMPARE = ("torch", "optimum")
 DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
+COLD_NEW_TOKENS = 8  # generation tasks: new tokens of the cold start's first call
 
 
 @dataclass
@@ -45,7 +46,9 @@ class BenchOptions:
     cold_runs: int = 3  # fresh processes per engine for cold start
     time_limit: float = 120.0  # seconds per configuration, after which rounds stop (at least 3 are kept)
     threads: Optional[int] = None  # intra-op threads for every engine; None: each engine's default
-    audio_seconds_given: bool = False  # audio tasks: --seq-len was given and means clip seconds
+    # audio tasks: --seq-len was given and means clip seconds; generation tasks: it was given (else prompt 32 tokens)
+    audio_seconds_given: bool = False
+    new_tokens: Optional[int] = None  # generation tasks: forced new tokens per sequence; None: the task's default
     # seconds between two engines' calls: onnxruntime's and OpenMP's threads keep spinning for some 10-20 ms after
     # a call, which would slow whichever engine runs next
     pause: float = 0.05
@@ -80,12 +83,13 @@ def resolve_model(options: BenchOptions) -> tuple[Any, str, dict[str, Path]]:
     task = normalize_task(options.task) if options.task else folder.task
     if task is None:
         raise SystemExit(f"error: cannot tell the task of {options.model}; pass --task")
-    present = folder.variants()
+    stem = decoder_stem(folder)  # "model", or the decoder of an encoder-decoder export
+    present = folder.variants(stem)
     wanted = [normalize_dtype(d) for d in options.dtypes] if options.dtypes else sorted(
         present, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else len(DTYPE_ORDER)
     )
     kind, _ = parse_device(options.device)
-    return folder, task, {dtype: folder.onnx_file(dtype, kind) for dtype in wanted}
+    return folder, task, {dtype: folder.onnx_file(dtype, kind, stem) for dtype in wanted}
 
 
 def checkpoint_of(folder: Any, options: BenchOptions) -> tuple[Optional[str], Optional[str]]:
@@ -102,7 +106,10 @@ def checkpoint_of(folder: Any, options: BenchOptions) -> tuple[Optional[str], Op
 
 def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str, Path]) -> tuple[list[EngineSpec], list[dict[str, str]]]:
     """The engines to run and the ones skipped, each with its reason."""
+    from onnxpipe.session import parse_device
+
     common = {"task": task, "device": options.device, "threads": options.threads}
+    kind, _ = parse_device(options.device)
     specs = [EngineSpec("onnxpipe", model=str(folder.path), dtype=d, **common) for d in files]
     skipped = []
     unknown = sorted(set(options.compare) - set(COMPARE))
@@ -122,44 +129,13 @@ def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str,
         elif not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
             skipped.append({"engine": "optimum", "reason": "optimum-onnx (optimum.onnxruntime) is not installed"})
         else:
-            for dtype, path in files.items():
-                rel = path.relative_to(folder.path)
-                if rel.parent != Path("."):
-                    skipped.append({"engine": f"optimum {dtype}", "reason": f"{rel} is not at the folder's top level"})
+            for dtype in files:
+                why = optimum_skip_reason(folder, dtype, kind)
+                if why:
+                    skipped.append({"engine": f"optimum {dtype}", "reason": why})
                     continue
-                specs.append(EngineSpec("optimum", model=str(folder.path), dtype=dtype, file=rel.name, **common))
+                specs.append(EngineSpec("optimum", model=str(folder.path), dtype=dtype, file=describe_files(folder, dtype, kind), **common))
     return specs, skipped
-
-
-def max_tokens(folder: Any) -> Optional[int]:
-    """The longest input (in tokens) the model takes."""
-    from onnxpipe.text import _max_length
-
-    return _max_length(folder.read_json("tokenizer_config.json"), folder.config)
-
-
-def _mask_token(folder: Any) -> Optional[str]:
-    token = folder.read_json("tokenizer_config.json").get("mask_token") or folder.read_json("special_tokens_map.json").get("mask_token")
-    return token.get("content") if isinstance(token, dict) else token
-
-
-def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple[list[Any], Optional[float]]:
-    """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
-    (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
-    if spec.modality == "image":
-        return make_images(count, *IMAGE_SIZE), None
-    if spec.modality == "audio":
-        return make_clips(count, float(str(seq_len).rstrip("s")), AUDIO_RATE), None
-    tokenizer = load_tokenizer(folder.path)
-    text_len = seq_len
-    if spec.task == "question-answering":  # question and context together make seq_len tokens
-        text_len = seq_len - len(tokenizer.encode(QUESTION).ids) + 1
-    inputs = spec.inputs(make_texts(folder.path, count, text_len), _mask_token(folder))
-    counts = [
-        len(tokenizer.encode(x["question"], x["context"]).ids) if isinstance(x, dict) else len(tokenizer.encode(x).ids)
-        for x in inputs
-    ]
-    return inputs, statistics.fmean(counts)
 
 
 def _rotated(items: list, shift: int) -> list:
@@ -191,12 +167,14 @@ def start_engines(specs: list[EngineSpec], first: list[Any], options: dict[str, 
     return [kept[s.name] for s in specs if s.name in kept], samples, failures
 
 
-def time_configuration(workers: list[Worker], key: str, options: BenchOptions) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, str]]:
+def time_configuration(workers: list[Worker], key: str, options: BenchOptions,
+                       steps: Optional[dict[str, list[int]]] = None) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, str]]:
     """Warm up every engine, then time one call per engine per round, in a new (seeded) random order each round,
     so that every engine follows every other one about equally often.
 
     Returns (per engine the (total, core) seconds of each timed call, per engine that failed its reason); a failed
-    engine leaves the rotation and keeps no timings for this configuration.
+    engine leaves the rotation and keeps no timings for this configuration. `steps`, when given, receives per
+    engine the decoder steps of each timed call (generation engines report them).
     """
     failed: dict[str, str] = {}
 
@@ -225,15 +203,19 @@ def time_configuration(workers: list[Worker], key: str, options: BenchOptions) -
             if answer is not None:
                 times[worker.spec.name][0].extend(answer["total"])
                 times[worker.spec.name][1].extend(answer["core"])
+                if steps is not None and "steps" in answer:
+                    steps.setdefault(worker.spec.name, []).extend(answer["steps"])
                 time.sleep(options.pause)
     return {name: t for name, t in times.items() if name not in failed}, failed
 
 
 def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[str, Any]:
     """Run the whole benchmark and return its JSON-ready record."""
+    from onnxpipe.session import parse_device
+
     load_at_start = _load_average()
     folder, task, files = resolve_model(options)
-    spec = task_spec(task)
+    spec = task_spec(task).with_new_tokens(options.new_tokens)
     specs, skipped = engine_specs(options, folder, task, files)
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
         seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
@@ -247,12 +229,20 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
             notes.append(f"clips over 30 s are called with {spec.long_clip_options} on every engine")
     else:
         limit = max_tokens(folder)
-        seq_lens = [s for s in options.seq_lens if limit is None or s <= limit]
-        notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in options.seq_lens if s not in seq_lens]
+        asked = options.seq_lens
+        if spec.modality == "generation" and not options.audio_seconds_given:
+            asked = [GENERATION_PROMPT]
+        seq_lens = [s for s in asked if limit is None or s <= limit]
+        notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
+        if spec.modality == "generation":
+            notes += generation_notes(spec, options.audio_seconds_given)
     if not seq_lens:
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
     call_options = spec.options_for(seq_lens[0])
+    if spec.modality == "generation":  # the cold start's first result: a short generation, not 128 tokens
+        call_options = spec.with_new_tokens(min(COLD_NEW_TOKENS, spec.new_tokens)).options_for(seq_lens[0])
+        notes.append(f"cold start: first result of a {call_options['max_new_tokens']}-new-token generation")
 
     log(f"cold start: {options.cold_runs} fresh process(es) per engine, {len(specs)} engines")
     first = inputs[seq_lens[0]][0][:1]
@@ -272,10 +262,14 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
                     worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
                                     "images": spec.modality == "image", "audio": spec.modality == "audio"})
                 log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
-                times, failed = time_configuration(workers, key, options)
+                steps: dict[str, list[int]] = {}
+                times, failed = time_configuration(workers, key, options, steps)
                 for name, (total, core) in times.items():
-                    results.append({"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
-                                    **stats.summarize(total, core, batch)})
+                    row = {"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
+                           **stats.summarize(total, core, batch)}
+                    if spec.modality == "generation":
+                        row.update(generation_fields(row, steps.get(name, []), spec.new_tokens, batch))
+                    results.append(row)
                 for name, why in failed.items():  # an engine that fails on one configuration leaves the run
                     skipped.append({"engine": name, "reason": f"failed on batch {batch} x {seq_len}: {why}"})
                     dead = next(w for w in workers if w.spec.name == name)
@@ -295,7 +289,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
         engines.append({
             **{k: v for k, v in asdict(s).items() if k in ("kind", "dtype", "file", "model")},
             "name": s.name,
-            "file": s.file or (files[s.dtype].name if s.kind == "onnxpipe" else None),
+            "file": s.file or (describe_files(folder, s.dtype, parse_device(options.device)[0]) if s.kind == "onnxpipe" else None),
             "cold_start_s": statistics.median(x["cold_start_s"] for x in samples),
             "cold_start_samples_s": [x["cold_start_s"] for x in samples],
             "load_s": statistics.median(x["load_s"] for x in samples),

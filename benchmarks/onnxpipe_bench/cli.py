@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", action="append", help="ONNX variant(s) to run, repeatable or comma-separated (default: all present)")
     parser.add_argument("--batch-size", type=_ints, default=[1, 8, 32], help="comma-separated batch sizes (default 1,8,32)")
     parser.add_argument("--seq-len", type=_ints, default=None,
-                        help="comma-separated tokens per input (default 16,128,512); for audio tasks, seconds per clip (default 30,300)")
+                        help="comma-separated tokens per input (default 16,128,512; generation tasks: prompt tokens, default 32); "
+                        "for audio tasks, seconds per clip (default 30,300)")
+    parser.add_argument("--new-tokens", type=int, help="generation tasks: new tokens every call generates "
+                        "(min = max; default 128 for text-generation, 64 for summarization / text2text-generation)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (passed to every engine)")
     parser.add_argument("--compare", type=_names, default=list(COMPARE), help="engines to compare with: torch,optimum (or none)")
     parser.add_argument("--checkpoint", help="torch checkpoint for the transformers engine (default: the manifest's source.model)")
@@ -61,7 +64,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(
         model=args.model, task=args.task, dtypes=dtypes, batch_sizes=args.batch_size,
         seq_lens=args.seq_len or [16, 128, 512], audio_seconds_given=args.seq_len is not None,
-        device=args.device, compare=args.compare, checkpoint=args.checkpoint, runs=args.runs, warmup=args.warmup,
+        new_tokens=args.new_tokens, device=args.device, compare=args.compare, checkpoint=args.checkpoint, runs=args.runs, warmup=args.warmup,
         cold_runs=args.cold_runs, time_limit=args.time_limit, threads=args.threads,
     )
 

@@ -38,14 +38,23 @@ class EngineSpec:
 
 
 class CoreTimer:
-    """Wraps an object's method so that every call adds its duration to `seconds`."""
+    """Wraps an object's method so that every call adds its duration to `seconds`; calls of methods wrapped with
+    `count=True` (a generation model's decoder step) add up in `calls`."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.calls = 0
+        self.counts = False  # whether any wrapped method counts calls (the worker then reports them)
 
-    def wrap(self, owner: Any, method: str) -> None:
-        """Replace `owner.method` by a timed version on that instance only."""
+    def reset(self) -> None:
+        """Start a new pipeline call."""
+        self.seconds = 0.0
+        self.calls = 0
+
+    def wrap(self, owner: Any, method: str, count: bool = False) -> None:
+        """Replace `owner.method` by a timed (and, with `count`, counted) version on that instance only."""
         original: Callable[..., Any] = getattr(owner, method)
+        self.counts = self.counts or count
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -53,6 +62,7 @@ class CoreTimer:
                 return original(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - started
+                self.calls += count
 
         setattr(owner, method, timed)
 
@@ -75,7 +85,12 @@ def load_onnxpipe(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     if spec.session:
         _rebuild_session(pipe, spec.session)
     timer = CoreTimer()
-    timer.wrap(_ort_session(pipe), "run")
+    if hasattr(pipe, "decoder"):  # a generation pipeline: encoder and decoder sessions, decoder steps counted
+        from .generation_engines import time_onnxpipe_generation
+
+        time_onnxpipe_generation(pipe, timer)
+    else:
+        timer.wrap(_ort_session(pipe), "run")
     return pipe, timer
 
 
@@ -113,11 +128,16 @@ def load_transformers(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     import torch
     import transformers
 
+    from .tasks import task_spec
+
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     pipe = transformers.pipeline(spec.task, model=spec.model, device=_torch_device(spec.device))
     timer = CoreTimer()
-    timer.wrap(pipe.model, "forward")
+    generation = task_spec(spec.task).modality == "generation"
+    timer.wrap(pipe.model, "forward", count=generation)  # generation: one forward per decoder step
+    if generation and pipe.model.config.is_encoder_decoder:  # generate() runs the encoder outside forward
+        timer.wrap(pipe.model.get_encoder(), "forward")
     return pipe, timer
 
 
@@ -135,6 +155,10 @@ def load_optimum(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     if spec.threads is not None:
         options.intra_op_num_threads = spec.threads
     provider = "CPUExecutionProvider" if spec.device == "cpu" else "CUDAExecutionProvider"
+    if task_spec(spec.task).modality == "generation":
+        from .generation_engines import load_optimum_generation
+
+        return load_optimum_generation(spec, cls, provider, options)
     model = cls.from_pretrained(spec.model, file_name=spec.file, provider=provider, session_options=options)
     modality = task_spec(spec.task).modality
     if modality == "image":

@@ -26,7 +26,10 @@ def _configs(record: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def input_kind(record: dict[str, Any]) -> str:
-    """"text", "image" or "audio": what the record's inputs were (its size column says it)."""
+    """"text", "image", "audio" or "generation": what the record's inputs were (its size column says it; generation
+    rows carry tokens/s)."""
+    if any("tokens_per_s" in r for r in record["results"]):
+        return "generation"
     sizes = [r["seq_len"] for r in record["results"]]
     if any(isinstance(s, str) and s.endswith("s") for s in sizes):
         return "audio"
@@ -35,7 +38,8 @@ def input_kind(record: dict[str, Any]) -> str:
 
 def _config_header(record: dict[str, Any]) -> str:
     """The first column's title: token counts for text, picture size for images, clip length for audio."""
-    return {"text": "batch x tokens", "image": "batch x picture (h x w)", "audio": "batch x clip"}[input_kind(record)]
+    return {"text": "batch x tokens", "image": "batch x picture (h x w)", "audio": "batch x clip",
+            "generation": "batch x prompt tokens"}[input_kind(record)]
 
 
 def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
@@ -95,6 +99,19 @@ def latency_table(record: dict[str, Any]) -> list[str]:
     return _table([_config_header(record), "engine", "median ms", "best ms", "p95 ms", "items/s", "core ms", "overhead ms", "overhead %", "runs"], rows, 2)
 
 
+def generation_table(record: dict[str, Any]) -> list[str]:
+    """Generation rows: tokens/s (and its ratio to the baseline's), time per new token, decoder steps per call,
+    and the decoding loop's own overhead per step and as a share of the call."""
+    speedup = {(r["batch_size"], r["seq_len"], r["engine"]): r.get("throughput_vs_baseline") for r in record["ratios"]["latency"]}
+    rows = [[
+        f"{r['batch_size']} x {r['seq_len']}", r["engine"], str(r["new_tokens"]), _num(r["tokens_per_s"], 1),
+        _x(speedup.get((r["batch_size"], r["seq_len"], r["engine"]))), _num(r["ms_per_token"], 2),
+        _num(r.get("decoder_steps"), 0), _num(r.get("overhead_per_step_ms"), 3), _num(r.get("loop_share_pct"), 1),
+    ] for r in record["results"] if "tokens_per_s" in r]
+    return _table([_config_header(record), "engine", "new tokens", "tokens/s", "x torch", "ms / token", "decoder steps",
+                   "loop overhead ms / step", "loop share %"], rows, 2)
+
+
 def processing_share_lines(record: dict[str, Any]) -> list[str]:
     """Image models: the share of a batch-1 call spent outside inference (decoding is done before timing, so this
     is resizing, normalizing and post-processing), per engine."""
@@ -123,6 +140,10 @@ def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
         lines += [f"Speed-up over {record['ratios']['baseline']}: ratio of median latencies, same inputs, same run "
                   "(in brackets: the median of per-round ratios, each pairing two calls made seconds apart):", ""]
         lines += speedup_table(record) + [""]
+    if input_kind(record) == "generation":
+        lines += ["Generation: tokens/s = new tokens x batch / median latency (every engine generates exactly the new "
+                  "tokens shown); loop overhead = pipeline time minus core time (all graphs' `run`, or the torch "
+                  "forward), per decoder step and as a share of the call:", ""] + generation_table(record) + [""]
     optimum = optimum_table(record)
     if optimum:
         lines += ["onnxpipe over Optimum's ORTModel pipeline on the same ONNX file:", ""] + optimum + [""]
@@ -136,7 +157,7 @@ def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
     if busy and max(busy) > 0.5 * (record["machine"].get("usable_cores") or 1):
         lines.append(f"- the machine was busy with other work (1-minute load average {' -> '.join(f'{x:.1f}' for x in busy)}): "
                      "engines were alternated call by call, so ratios hold better than absolute times")
-    if input_kind(record) != "text":
+    if input_kind(record) in ("image", "audio"):
         lines += processing_share_lines(record)
     if input_kind(record) == "audio":
         lines += real_time_lines(record)

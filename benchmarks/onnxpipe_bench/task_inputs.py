@@ -1,0 +1,43 @@
+"""The pipeline inputs of one benchmark configuration: texts of an exact token count (question-answering pairs,
+fill-mask masks), generated pictures or speech-like clips, and the longest input a model takes."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Optional
+
+from .clips import make_clips
+from .images import make_images
+from .inputs import load_tokenizer, make_texts
+from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, TaskSpec
+
+
+def max_tokens(folder: Any) -> Optional[int]:
+    """The longest input (in tokens) the model takes."""
+    from onnxpipe.text import _max_length
+
+    return _max_length(folder.read_json("tokenizer_config.json"), folder.config)
+
+
+def _mask_token(folder: Any) -> Optional[str]:
+    token = folder.read_json("tokenizer_config.json").get("mask_token") or folder.read_json("special_tokens_map.json").get("mask_token")
+    return token.get("content") if isinstance(token, dict) else token
+
+
+def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple[list[Any], Optional[float]]:
+    """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
+    (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
+    if spec.modality == "image":
+        return make_images(count, *IMAGE_SIZE), None
+    if spec.modality == "audio":
+        return make_clips(count, float(str(seq_len).rstrip("s")), AUDIO_RATE), None
+    tokenizer = load_tokenizer(folder.path)
+    text_len = seq_len
+    if spec.task == "question-answering":  # question and context together make seq_len tokens
+        text_len = seq_len - len(tokenizer.encode(QUESTION).ids) + 1
+    inputs = spec.inputs(make_texts(folder.path, count, text_len), _mask_token(folder))
+    counts = [
+        len(tokenizer.encode(x["question"], x["context"]).ids) if isinstance(x, dict) else len(tokenizer.encode(x).ids)
+        for x in inputs
+    ]
+    return inputs, statistics.fmean(counts)
