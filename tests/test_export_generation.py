@@ -354,7 +354,7 @@ def test_missing_generation_config_is_derived_validation_and_fusion_can_be_skipp
 
 def test_q4_graph_rewrites_are_exact(generation_models) -> None:
     """Gemm -> MatMul + Add and the folded LM-head transpose (done before 4-bit quantization) change nothing in fp32."""
-    from onnxpipe_export.q4 import _fold_weight_transposes, _gemms_to_matmuls
+    from onnxpipe_export.weight_only import _fold_weight_transposes, _gemms_to_matmuls
 
     path = generation_models.get("gpt2").onnx / "model.onnx"
     model = onnx.load(str(path))

@@ -24,9 +24,10 @@ TASK = "automatic-speech-recognition"
 CLIPS = {kind: wc.clip(3.0, kind, seed=1) for kind in ("speechlike", "noise", "chirp", "silence")}
 LONG = wc.varied(47.0, seed=1)  # > 30 s: long-form without chunk_length_s
 MEDIUM = wc.varied(22.0, seed=2)
-# int8 (dynamic, per channel) on this d_model-48 model: 11 of 15 clips give the fp32 torch transcript exactly
-# (greedy, 20 tokens), 83% of tokens agree before the first difference (measured 2026-11); require half the clips
-INT8_MIN_IDENTICAL = 0.5
+# int8 (8-bit weight-only MatMulNBits, int8 activation compute) on this d_model-48 model: 5 of 15 clips give the fp32
+# torch transcript exactly (greedy, 20 tokens; dynamic per-channel int8 gave 11 of 15 but runs decoding steps slower
+# than fp32); the tiny model's large init amplifies rounding. Require a quarter of the clips.
+INT8_MIN_IDENTICAL = 0.25
 
 
 @pytest.fixture(scope="module")

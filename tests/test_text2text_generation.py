@@ -128,10 +128,12 @@ def test_stream_concatenates_to_the_generated_text(pair, arch, task):
         assert "".join(pieces) == _quiet(ours, text, num_beams=1, max_new_tokens=12)[0][key]
 
 
-# measured on these tiny random models (greedy, 10 new tokens, the 7 GENERATION_PROMPTS, 2026-11-29 export): new
-# tokens that agree with fp32 before the first difference, t5 25/65 (0.38), bart 40/70 (0.57), marian 43/70 (0.61).
-# Random tiny decoders have flat logits, so int8 noise flips near-ties; the floors sit ~20% under the figures.
-INT8_FLOOR = {"t5": 0.3, "bart": 0.45, "marian": 0.5}
+# measured on these tiny random models (greedy, 10 new tokens, the 7 GENERATION_PROMPTS): new tokens that agree with
+# fp32 before the first difference. int8 of generation graphs is 8-bit weight-only MatMulNBits computing with int8
+# activations (accuracy_level 4: 2.6x faster per step than fp32 on gpt2 size, where dynamic int8 was 1.6x slower):
+# bart 27/70 (0.39), marian 10/70 (0.14; 0.61 with fp32 compute, so the loss is the activations' int8 rounding, which
+# these large-init models amplify), t5 >= 0.3. Real-weight figures are not measured here.
+INT8_FLOOR = {"t5": 0.3, "bart": 0.3, "marian": 0.1}
 
 
 @pytest.mark.parametrize("arch, task", CASES[:3])

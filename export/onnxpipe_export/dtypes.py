@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence, Union
 from .errors import UnsupportedDtypeError
 
 WRITABLE_DTYPES: tuple[str, ...] = ("fp32", "int8", "fp16")
-# generation tasks (generative.py) also write 4-bit weight-only MatMulNBits files (q4.py)
+# generation tasks (generative.py) also write 4-bit weight-only MatMulNBits files, and their int8 is 8-bit MatMulNBits (weight_only.py)
 GENERATION_DTYPES: tuple[str, ...] = ("fp32", "int8", "fp16", "q4")
 NOT_YET: dict[str, str] = {
     "q4": "4-bit weight-only quantization (q4) is not implemented for encoder tasks yet (generation tasks write it)",

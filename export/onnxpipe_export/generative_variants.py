@@ -20,15 +20,12 @@ from .errors import ConversionError
 def write_generation_variant(dtype: str, fp32_path: Path, output_path: Path) -> Optional[dict[str, Any]]:
     """Write one component's `dtype` variant; return its manifest `quantization` entry."""
     from .errors import first_line
-    from .quantize import write_variant
 
-    if dtype == "int8":
-        return write_variant(dtype, fp32_path, output_path, ())
     try:
-        if dtype == "q4":
-            from .q4 import quantize_q4
+        if dtype in ("int8", "q4"):  # weight-only MatMulNBits: dynamic int8 (MatMulInteger) is slow per decoding step
+            from .weight_only import quantize_weight_only
 
-            return quantize_q4(fp32_path, output_path)
+            return quantize_weight_only(fp32_path, output_path, 8 if dtype == "int8" else 4)
         return _fp16(fp32_path, output_path)
     except Exception as exc:  # the quantizer and converter raise bare exceptions on unusual graphs
         raise ConversionError(f"Writing the {dtype} variant of {fp32_path.name} failed: {first_line(exc)}") from exc
