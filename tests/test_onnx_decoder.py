@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import types
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -246,6 +248,32 @@ def test_seq2seq_keeps_the_first_steps_cross_attention_cache(seq2seq):
     picked = decoder.select(state, rows)
     np.testing.assert_array_equal(picked.encoder["encoder_attention_mask"], ENC_MASK[rows])
     assert all(picked.past[name].shape[0] == 3 for name in cross)
+
+
+def test_beam_reorders_within_a_prompt_leave_the_encoder_side_in_place(seq2seq):
+    """Beams of one prompt carry copies of its encoder output and cross-attention cache: reordering them copies only
+    the self-attention cache, and a reorder across prompts still moves everything."""
+    encoder, merged, _, config, _ = seq2seq("bart")
+    decoder = OnnxSeq2Seq(encoder, merged, config)
+    state = decoder.select(decoder.prepare(ENC_IDS, ENC_MASK), np.array([0, 0, 1, 1]))  # 2 beams per prompt
+    start = np.full((4, 1), config["decoder_start_token_id"], dtype=np.int64)
+    _, state = decoder.step(state, start, np.ones_like(start))
+    within = decoder.select(state, np.array([1, 1, 3, 2]))
+    assert within.encoder is state.encoder
+    assert all(within.past[n] is state.past[n] for n in decoder.layout.cross_attention)
+    self_attention = [n for n in state.past if n not in decoder.layout.cross_attention]
+    assert self_attention and all(within.past[n] is not state.past[n] for n in self_attention)
+    across = decoder.select(state, np.array([2, 3, 0, 1]))
+    np.testing.assert_array_equal(across.encoder["encoder_attention_mask"], ENC_MASK[[1, 1, 0, 0]])
+    name = next(iter(decoder.layout.cross_attention))
+    np.testing.assert_array_equal(across.past[name], state.past[name][[2, 3, 0, 1]])
+    # stepping on after a within-prompt reorder equals stepping on a state reordered by copying everything
+    copied = replace(within, encoder={k: v.copy() for k, v in state.encoder.items()}, origin=None,
+                     past={k: np.array(v[[1, 1, 3, 2]]) for k, v in state.past.items()})
+    token = np.array([[60], [61], [62], [63]])
+    a, _ = decoder.step(within, token, np.ones((4, 2), dtype=np.int64))
+    b, _ = decoder.step(copied, token, np.ones((4, 2), dtype=np.int64))
+    np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 # -- pure pieces -----------------------------------------------------------------------------------

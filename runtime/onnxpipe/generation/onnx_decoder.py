@@ -28,6 +28,9 @@ class CacheState:
     history: Optional[np.ndarray] = None  # (B, seen) token ids, only without a cache
     batch: int = 0
     encoder: Optional[Mapping[str, Any]] = None  # encoder_hidden_states / encoder_attention_mask (seq2seq)
+    # which prompt's encoder output each row carries (None: row i carries prompt i); rows with the same origin hold
+    # identical encoder outputs and cross-attention caches, so reordering beams within a prompt leaves them as they are
+    origin: Optional[np.ndarray] = None
 
 
 def graph_layout(session: Any, config: Mapping[str, Any]) -> CacheLayout:
