@@ -13,9 +13,10 @@ from onnxpipe.resample import resample
 from parity import assert_same
 
 TASK = "audio-classification"
-# int8 vs torch fp32 on these hidden-size-32 models, over clips(): scores differ by at most 0.0125 (wav2vec2, its
-# 1-D convs kept fp32) and 0.024 (AST), measured; 0.05 leaves room for other CPUs
-INT8_ATOL = 0.05
+# int8 vs torch fp32 on these hidden-size-32 models, over clips(): scores differ by at most 0.0125 (wav2vec2) and
+# 0.058 (AST; 0.024 when its patch-embedding conv was int8 too: every Conv stays fp32 now), measured; 0.08 leaves room
+# for other CPUs
+INT8_ATOL = 0.08
 
 
 def clips() -> list[np.ndarray]:
