@@ -20,7 +20,16 @@ BLOCKED = ("torch", "transformers", "optimum", "onnxpipe_export")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident set size in MiB: VmHWM of /proc/self/status on Linux. Not ru_maxrss: Linux
+    carries it over from the parent through fork and exec, so a worker started by a harness that had grown to 3.8 GB
+    (building real-size models in-process) reported 3.8 GB for every engine."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
