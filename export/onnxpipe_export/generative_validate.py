@@ -118,6 +118,24 @@ class OrtDecoder:
         return Trace(tokens, logits_seen)
 
 
+def torch_greedy_cross(model: Any, encoded: Any, extra: dict[str, Any], prompt: Sequence[int], steps: int) -> Trace:
+    """The torch reference of OrtDecoder.greedy_cross: greedy decoder steps over encoder outputs, with the cache."""
+    import torch
+
+    tokens: list[int] = []
+    logits_seen: list[np.ndarray] = []
+    current, past = torch.tensor([list(prompt)]), None
+    with torch.no_grad():
+        for _ in range(steps):
+            out = model(encoder_outputs=encoded, decoder_input_ids=current, past_key_values=past, use_cache=True, **extra)
+            past = out.past_key_values
+            last = out.logits[0, -1].float().numpy()
+            logits_seen.append(last)
+            tokens.append(int(last.argmax()))
+            current = torch.tensor([[tokens[-1]]])
+    return Trace(tokens, logits_seen)
+
+
 def torch_greedy(model: Any, input_ids: np.ndarray, steps: int, start_token: Optional[int] = None) -> Trace:
     """The torch reference of OrtDecoder.greedy: the same loop over the transformers model, with its cache."""
     import torch
@@ -130,16 +148,7 @@ def torch_greedy(model: Any, input_ids: np.ndarray, steps: int, start_token: Opt
     with torch.no_grad():
         if model.config.is_encoder_decoder:
             encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
-            current = torch.tensor([[start_token]])
-            for _ in range(steps):
-                out = model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=current,
-                            past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                last = out.logits[0, -1].float().numpy()
-                logits_seen.append(last)
-                tokens.append(int(last.argmax()))
-                current = torch.tensor([[tokens[-1]]])
-            return Trace(tokens, logits_seen)
+            return torch_greedy_cross(model, encoded, {"attention_mask": mask}, [start_token], steps)
         current, length = ids, 0
         for step in range(steps):
             length += current.shape[1]

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .audio_samples import generated_clip
-from .generative_validate import OrtDecoder, Trace
+from .generative_validate import OrtDecoder, Trace, torch_greedy_cross
 
 CLIPS: tuple[tuple[str, float], ...] = (("speechlike", 3.0), ("tone", 1.5), ("noise", 5.0), ("chirp", 2.0), ("silence", 1.0))
 NEW_TOKENS = 12
@@ -59,19 +59,9 @@ def torch_greedy_features(model: Any, features: np.ndarray, prompt: Sequence[int
     """The torch reference of OrtWhisper.greedy_features."""
     import torch
 
-    tokens: list[int] = []
-    logits_seen: list[np.ndarray] = []
     with torch.no_grad():
         encoded = model.get_encoder()(input_features=torch.from_numpy(features.astype(np.float32)))
-        current, past = torch.tensor([list(prompt)]), None
-        for _ in range(steps):
-            out = model(encoder_outputs=encoded, decoder_input_ids=current, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            last = out.logits[0, -1].float().numpy()
-            logits_seen.append(last)
-            tokens.append(int(last.argmax()))
-            current = torch.tensor([[tokens[-1]]])
-    return Trace(tokens, logits_seen)
+    return torch_greedy_cross(model, encoded, {}, prompt, steps)
 
 
 def torch_reference(source: Path, generation_config: dict[str, Any]) -> WhisperReference:
