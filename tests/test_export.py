@@ -377,3 +377,15 @@ def test_python_m_onnxpipe_export(tmp_path: Path, bert_cls: Path) -> None:
     assert manifest["default_dtype"] == "int8"
     assert (out / "model.onnx").is_file() and (out / "model_quantized.onnx").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli-out"]
+
+
+def test_output_inside_the_checkpoint_is_refused_on_every_export_path(models, generation_models):
+    """Installing the export would replace the folder it sits in: single-graph and generation exports refuse it."""
+    from onnxpipe_export.errors import OutputFolderError
+
+    for checkpoint, task in ((models.get("bert", "text-classification").checkpoint, "text-classification"),
+                             (generation_models.checkpoint("gpt2"), "text-generation")):
+        target = checkpoint / "onnx-out"
+        with pytest.raises(OutputFolderError, match="inside the checkpoint folder"):
+            onnxpipe_export.export(str(checkpoint), task=task, output=str(target), quiet=True)
+        assert not target.exists() and (checkpoint / "config.json").is_file()

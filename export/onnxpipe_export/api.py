@@ -11,7 +11,6 @@ from onnxpipe.manifest import variant_filename, write_manifest
 
 from .deps import created_with
 from .dtypes import parse_dtypes
-from .errors import OutputFolderError
 from .tasks import ExportTask, export_task
 
 
@@ -89,7 +88,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     """The export steps inside a scratch folder; returns the manifest after installing the folder."""
     from . import validate as check
     from .convert import export_limitations, export_onnx
-    from .folder import install
+    from .folder import check_outside_source, install
     from .fp32 import choose_fp32
     from .onnx_files import opset, place_graph
     from .optimize import Fusion, fuse
@@ -104,9 +103,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     with progress.step("resolve source"):
         source = resolve_source(plan.model, plan.revision)
     recipe = recipe_for_checkpoint(recipe, source.config)  # e.g. DETR panoptic for image-segmentation
-    if plan.output == source.path or source.path in plan.output.parents:
-        where = str(plan.output)
-        raise OutputFolderError(f"Output {where!r} is inside the checkpoint folder; pass a folder elsewhere.")
+    check_outside_source(plan.output, source.path)
 
     with progress.step(f"{recipe.exporter} export"):
         plain = export_onnx(source.path, work / "plain", recipe)

@@ -21,6 +21,12 @@ def check_output(folder: Path) -> None:
         )
 
 
+def check_outside_source(folder: Path, source: Path) -> None:
+    """Refuse an output folder that is the checkpoint folder or lies inside it (installing would delete the source)."""
+    if folder == source or source in folder.parents:
+        raise OutputFolderError(f"Output {str(folder)!r} is inside the checkpoint folder; pass a folder elsewhere.")
+
+
 def _previous_files(folder: Path) -> list[Path]:
     try:
         manifest = read_manifest(folder) or {}

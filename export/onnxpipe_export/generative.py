@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
-from .errors import ConversionError, OutputFolderError, UnsupportedTaskError, ValidationError
+from .errors import ConversionError, UnsupportedTaskError, ValidationError
 from .onnx_files import place_graph
 from .tasks import ExportTask
 
@@ -110,6 +110,24 @@ def _optimum_export(source: Path, work: Path, recipe: ExportTask, components: di
     return paths
 
 
+def stage_components(
+    source: Path, out: Path, recipe: ExportTask, components: dict[str, str], work: Path, progress: Any
+) -> tuple[Path, Path]:
+    """Export `source` with optimum and move each component's fp32 graph into a staging folder, named by its stem;
+    refuses an output inside the checkpoint first. Returns (staging folder, optimum's folder, which keeps the
+    unmerged decoders and support files). Shared by the generation and Whisper paths."""
+    from .folder import check_outside_source
+
+    check_outside_source(out, source)
+    with progress.step("optimum export"):
+        plain = _optimum_export(source, work / "plain", recipe, components)
+    staging = work / "folder"
+    staging.mkdir()
+    for role, stem in components.items():
+        place_graph(plain[role], staging / variant_filename("fp32", stem))
+    return staging, work / "plain"
+
+
 def _run(
     model: Any, recipe: ExportTask, dtypes: list[str], out: Path, revision: Optional[str], validate: bool,
     not_fused: str, work: Path, progress: Any, notes: list[str],
@@ -127,18 +145,9 @@ def _run(
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_architecture(recipe, source.config)
-    if out == source.path or source.path in out.parents:
-        raise OutputFolderError(f"Output {str(out)!r} is inside the checkpoint folder; pass a folder elsewhere.")
     encoder_decoder = bool(source.config.get("is_encoder_decoder"))
     components = ENCODER_DECODER if encoder_decoder else DECODER_ONLY
-
-    with progress.step("optimum export"):
-        plain = _optimum_export(source.path, work / "plain", recipe, components)
-
-    staging = work / "folder"
-    staging.mkdir()
-    for role, stem in components.items():
-        place_graph(plain[role], staging / variant_filename("fp32", stem))
+    staging, optimum_folder = stage_components(source.path, out, recipe, components, work, progress)
 
     def paths(dtype: str) -> tuple[Path, Optional[Path]]:
         decoder = staging / variant_filename(dtype, components["decoder"])
@@ -172,7 +181,7 @@ def _run(
             for role, stem in components.items():
                 target = staging / variant_filename(dtype, stem)
                 if role == "decoder" and encoder_decoder:
-                    quantization[target.name] = merged_decoder_variant(dtype, plain["decoder"].parent, target)
+                    quantization[target.name] = merged_decoder_variant(dtype, optimum_folder, target)
                 else:
                     fp32 = staging / variant_filename("fp32", stem)
                     quantization[target.name] = write_generation_variant(dtype, fp32, target)
@@ -183,7 +192,7 @@ def _run(
                     notes.append(warning)
 
     with progress.step("write folder"):
-        support = copy_support_files(source.path, plain["decoder"].parent, staging)
+        support = copy_support_files(source.path, optimum_folder, staging)
         tokenizer_check = _tokenizer_json(source.path, staging, support)
         if "generation_config.json" not in support:
             _derive_generation_config(source.path, staging)

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
-from .errors import OutputFolderError, UnsupportedTaskError, ValidationError
+from .errors import UnsupportedTaskError, ValidationError
 from .tasks import ExportTask
 
 OPTIMUM_TASK = "automatic-speech-recognition-with-past"
@@ -81,8 +81,7 @@ def _run(
     from . import whisper_validate as check
     from .deps import created_with
     from .folder import install
-    from .generative import _optimum_export
-    from .onnx_files import place_graph
+    from .generative import stage_components
     from .generative_validate import FP32_RELATIVE_TOLERANCE, quality_warning
     from .generative_variants import merged_decoder_variant, write_generation_variant
     from .onnx_files import opset
@@ -93,14 +92,7 @@ def _run(
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_whisper_config(source.config)
-    if out == source.path or source.path in out.parents:
-        raise OutputFolderError(f"Output {str(out)!r} is inside the checkpoint folder; pass a folder elsewhere.")
-    with progress.step("optimum export"):
-        plain = _optimum_export(source.path, work / "plain", RECIPE, COMPONENTS)
-    staging = work / "folder"
-    staging.mkdir()
-    for role, stem in COMPONENTS.items():
-        place_graph(plain[role], staging / variant_filename("fp32", stem))
+    staging, optimum_folder = stage_components(source.path, out, RECIPE, COMPONENTS, work, progress)
 
     def pair(dtype: str) -> tuple[Path, Path]:
         return staging / variant_filename(dtype, COMPONENTS["decoder"]), staging / variant_filename(dtype, COMPONENTS["encoder"])
@@ -128,7 +120,7 @@ def _run(
             continue
         with progress.step(f"{dtype} variant"):
             write_generation_variant(dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1])
-            quantization[dtype] = merged_decoder_variant(dtype, plain["decoder"].parent, pair(dtype)[0])
+            quantization[dtype] = merged_decoder_variant(dtype, optimum_folder, pair(dtype)[0])
             if reference is not None:
                 validations[dtype] = check.validate_files(*pair(dtype), reference, None)
                 warning = quality_warning(variant_filename(dtype, COMPONENTS["decoder"]), validations[dtype])
@@ -136,7 +128,7 @@ def _run(
                     notes.append(warning)
 
     with progress.step("write folder"):
-        support = copy_support_files(source.path, plain["decoder"].parent, staging)
+        support = copy_support_files(source.path, optimum_folder, staging)
         for needed in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
             if needed not in support:
                 raise UnsupportedTaskError(
