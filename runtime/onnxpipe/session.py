@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
+from .huge_pages import HugePageWatch
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -104,6 +105,7 @@ class OnnxSession:
         self.path = Path(path)
         providers = providers_for_device(device, ort.get_available_providers())
         options = session_options(intra_op_num_threads)
+        watch = HugePageWatch() if providers[0] == CPU else None
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / InvalidGraph types
@@ -111,6 +113,7 @@ class OnnxSession:
                 f"onnxruntime cannot load {self.path}: {str(exc).strip().splitlines()[0][:300]}. "
                 "The file is damaged or not an ONNX model; re-export it with `onnxpipe export`."
             ) from exc
+        self.huge_pages = watch  # collapsed after the first run: the copy must not delay the first result
         if providers[0] != CPU and providers[0][0] not in self.session.get_providers():
             warnings.warn(
                 f"onnxruntime could not start {providers[0][0]} for device={device!r} and fell back to the CPU "
@@ -140,4 +143,8 @@ class OnnxSession:
             want = _NUMPY_OF_ORT.get(kind)
             checked[name] = array.astype(want, copy=False) if want is not None else array
         names = list(outputs) if outputs is not None else self.output_names
-        return dict(zip(names, self.session.run(names, checked)))
+        results = dict(zip(names, self.session.run(names, checked)))
+        if self.huge_pages is not None:
+            watch, self.huge_pages = self.huge_pages, None
+            watch.collapse_new()
+        return results
