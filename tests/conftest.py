@@ -13,6 +13,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# sha256 stamps of verified model files (onnxpipe.verified) go to a per-run folder, not the user's ~/.cache
+if "ONNXPIPE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ONNXPIPE_CACHE_DIR"] = tempfile.mkdtemp(prefix="onnxpipe-verified-")
 
 import checkpoints  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import hub
+from . import hub, verified
 from .errors import IntegrityError, MissingModelFileError, ModelNotFoundError
 from .manifest import dtype_of_filename, read_manifest, sha256_file
 from .registry import normalize_task, task_from_architectures
@@ -179,9 +179,12 @@ class ModelFolder:
             return
         if "size" in entry and path.stat().st_size != entry["size"]:
             actual = f"size {path.stat().st_size} bytes, manifest says {entry['size']}"
+        elif verified.is_verified(path, entry["sha256"]):
+            return
         else:
             digest = sha256_file(path)
             if digest == entry["sha256"]:
+                verified.remember(path, digest)
                 return
             actual = f"sha256 {digest[:16]}..., manifest says {entry['sha256'][:16]}..."
         raise IntegrityError(
