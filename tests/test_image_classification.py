@@ -135,3 +135,14 @@ def test_missing_preprocessor_config_is_named(vision_models, tmp_path):
     (folder / "preprocessor_config.json").unlink()
     with pytest.raises(MissingModelFileError, match="preprocessor_config.json"):
         pipeline("image-classification", model=str(folder))
+
+
+def test_best_indices_order_ties_as_transformers_stable_sort():
+    from onnxpipe.tasks.common_text import best_indices
+
+    scores = np.array([0.1, 0.3, 0.3, 0.05, 0.3, 0.25], dtype=np.float32)
+    dicts = [{"i": i, "score": float(s)} for i, s in enumerate(scores)]
+    dicts.sort(key=lambda d: d["score"], reverse=True)  # transformers' way
+    for k in (1, 3, 4, 6, 10):
+        assert best_indices(scores, k) == [d["i"] for d in dicts[:k]]
+    assert best_indices(scores, 3) == [1, 2, 4]

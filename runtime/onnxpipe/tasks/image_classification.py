@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .common_text import FUNCTIONS, check_function_to_apply, check_top_k
+from .common_text import FUNCTIONS, best_indices, check_function_to_apply, check_top_k
 
 
 
@@ -38,6 +38,5 @@ class ImageClassificationPipeline(ImagePipeline):
     def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
         logits = outputs[self.logits_name][row].astype(np.float32)
         scores = FUNCTIONS[options["function_to_apply"] or self._default_function()](logits)
-        results = [{"label": self.label(i), "score": float(s)} for i, s in enumerate(scores)]
-        results.sort(key=lambda r: r["score"], reverse=True)
-        return results[: options["top_k"] or 5]  # transformers reads top_k=None as its default, 5
+        best = best_indices(scores, options["top_k"] or 5)  # transformers reads top_k=None as its default, 5
+        return [{"label": self.label(i), "score": float(scores[i])} for i in best]
