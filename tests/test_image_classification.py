@@ -146,3 +146,13 @@ def test_best_indices_order_ties_as_transformers_stable_sort():
     for k in (1, 3, 4, 6, 10):
         assert best_indices(scores, k) == [d["i"] for d in dicts[:k]]
     assert best_indices(scores, 3) == [1, 2, 4]
+
+
+def test_best_indices_over_a_vocabulary_keep_every_tie_of_the_cut():
+    from onnxpipe.tasks.common_text import best_indices
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 50, 30000).astype(np.float32)  # many ties everywhere, including at the k-th score
+    for k in (1, 5, 17):
+        assert best_indices(scores, k) == np.argsort(-scores, kind="stable")[:k].tolist()
+    assert best_indices(scores, 0) == []

@@ -41,7 +41,15 @@ FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 def best_indices(scores: np.ndarray, top_k: int) -> list[int]:
     """Indices of the `top_k` highest scores, highest first, ties in index order: what transformers gets by sorting
     every label's dict by score (a stable sort), without building a dict for each of 1,000 classes per call."""
-    order = np.argsort(-np.asarray(scores), kind="stable")[:top_k]
+    scores = np.asarray(scores)
+    if top_k < 1:
+        return []
+    if 4 * top_k < scores.size:  # a vocabulary: partition first, then sort only the scores that can make the cut
+        kth = np.partition(scores, scores.size - top_k)[scores.size - top_k]
+        candidates = np.flatnonzero(scores >= kth)  # ascending index order, every tie of the k-th score included
+        order = candidates[np.argsort(-scores[candidates], kind="stable")][:top_k]
+    else:
+        order = np.argsort(-scores, kind="stable")[:top_k]
     return [int(i) for i in order]
 
 

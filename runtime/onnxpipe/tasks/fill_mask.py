@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..text import EncodedBatch, TextEncoder
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
+from .common_text import TOKENIZER_OPTIONS, TextPipeline, best_indices, check_tokenizer_options, softmax
 
 # transformers' truncation strategy names that mean something for a single text
 _TRUNCATION_NAMES = {"longest_first": True, "only_first": True, "do_not_truncate": False}
@@ -159,7 +159,8 @@ class FillMaskPipeline(TextPipeline):
         real = encoded.attention_mask[row].astype(bool)  # this input's own tokens, wherever the padding is
         ids = encoded.input_ids[row][real]
         positions = np.flatnonzero(ids == self.mask_id)
-        probs = softmax(outputs[self.logits_name][row][real][positions].astype(np.float32))
+        # only the masked rows of the (tokens x vocabulary) logits: copying them all cost some 10 ms per call
+        probs = softmax(outputs[self.logits_name][row, np.flatnonzero(real)[positions]].astype(np.float32))
         target_ids = options["target_ids"]
         if target_ids is not None:
             probs = probs[:, target_ids]
@@ -167,7 +168,7 @@ class FillMaskPipeline(TextPipeline):
         single = len(positions) == 1
         result = []
         for position, row_probs in zip(positions, probs):
-            best = np.argsort(-row_probs, kind="stable")[:top_k]
+            best = best_indices(row_probs, top_k)
             predictions = []
             for index in best:
                 token = int(target_ids[index] if target_ids is not None else index)
