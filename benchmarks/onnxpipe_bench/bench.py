@@ -124,7 +124,7 @@ def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str,
         else:
             specs.append(EngineSpec("transformers", model=checkpoint, **common))
     if "optimum" in options.compare:
-        if task_spec(task).optimum_class is None:
+        if task_spec(task, folder.config).optimum_class is None:
             skipped.append({"engine": "optimum", "reason": f"Optimum has no ORTModel class for {task}"})
         elif not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
             skipped.append({"engine": "optimum", "reason": "optimum-onnx (optimum.onnxruntime) is not installed"})
@@ -215,7 +215,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
 
     load_at_start = _load_average()
     folder, task, files = resolve_model(options)
-    spec = task_spec(task).with_new_tokens(options.new_tokens)
+    spec = task_spec(task, folder.config).with_new_tokens(options.new_tokens)
     specs, skipped = engine_specs(options, folder, task, files)
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
         seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
@@ -227,6 +227,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
                  "real-time factor = median seconds per clip / clip seconds"]
         if spec.long_clip_options:
             notes.append(f"clips over 30 s are called with {spec.long_clip_options} on every engine")
+        notes += spec.call_notes()
     else:
         limit = max_tokens(folder)
         asked = options.seq_lens
@@ -240,9 +241,10 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
     call_options = spec.options_for(seq_lens[0])
-    if spec.modality == "generation":  # the cold start's first result: a short generation, not 128 tokens
-        call_options = spec.with_new_tokens(min(COLD_NEW_TOKENS, spec.new_tokens)).options_for(seq_lens[0])
-        notes.append(f"cold start: first result of a {call_options['max_new_tokens']}-new-token generation")
+    if spec.generates:  # the cold start's first result: a short generation, not 128 tokens
+        cold = spec.with_new_tokens(min(COLD_NEW_TOKENS, spec.new_tokens))
+        call_options = cold.options_for(seq_lens[0])
+        notes.append(f"cold start: first result of a {cold.new_tokens}-new-token generation")
 
     log(f"cold start: {options.cold_runs} fresh process(es) per engine, {len(specs)} engines")
     first = inputs[seq_lens[0]][0][:1]
@@ -267,7 +269,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
                 for name, (total, core) in times.items():
                     row = {"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
                            **stats.summarize(total, core, batch)}
-                    if spec.modality == "generation":
+                    if spec.generates:
                         row.update(generation_fields(row, steps.get(name, []), spec.new_tokens, batch))
                     results.append(row)
                 for name, why in failed.items():  # an engine that fails on one configuration leaves the run

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seq-len", type=_ints, default=None,
                         help="comma-separated tokens per input (default 16,128,512; generation tasks: prompt tokens, default 32); "
                         "for audio tasks, seconds per clip (default 30,300)")
-    parser.add_argument("--new-tokens", type=int, help="generation tasks: new tokens every call generates "
-                        "(min = max; default 128 for text-generation, 64 for summarization / text2text-generation)")
+    parser.add_argument("--new-tokens", type=int, help="generation tasks and Whisper: new tokens every call "
+                        "generates (min = max; default 128 for text-generation, 64 for summarization / "
+                        "text2text-generation and Whisper)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (passed to every engine)")
     parser.add_argument("--compare", type=_names, default=list(COMPARE), help="engines to compare with: torch,optimum (or none)")
     parser.add_argument("--checkpoint", help="torch checkpoint for the transformers engine (default: the manifest's source.model)")

@@ -128,13 +128,13 @@ def load_transformers(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     import torch
     import transformers
 
-    from .tasks import task_spec
+    from .tasks import read_model_config, task_spec
 
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     pipe = transformers.pipeline(spec.task, model=spec.model, device=_torch_device(spec.device))
     timer = CoreTimer()
-    generation = task_spec(spec.task).modality == "generation"
+    generation = task_spec(spec.task, read_model_config(spec.model)).generates
     timer.wrap(pipe.model, "forward", count=generation)  # generation: one forward per decoder step
     if generation and pipe.model.config.is_encoder_decoder:  # generate() runs the encoder outside forward
         timer.wrap(pipe.model.get_encoder(), "forward")
@@ -148,19 +148,20 @@ def load_optimum(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     import optimum.onnxruntime as optimum_ort
     import transformers
 
-    from .tasks import task_spec
+    from .tasks import read_model_config, task_spec
 
-    cls = getattr(optimum_ort, task_spec(spec.task).optimum_class)
+    task = task_spec(spec.task, read_model_config(spec.model))
+    cls = getattr(optimum_ort, task.optimum_class)
     options = ort.SessionOptions()
     if spec.threads is not None:
         options.intra_op_num_threads = spec.threads
     provider = "CPUExecutionProvider" if spec.device == "cpu" else "CUDAExecutionProvider"
-    if task_spec(spec.task).modality == "generation":
+    if task.generates:  # text generation, and Whisper (ORTModelForSpeechSeq2Seq on the encoder + merged decoder pair)
         from .generation_engines import load_optimum_generation
 
         return load_optimum_generation(spec, cls, provider, options)
     model = cls.from_pretrained(spec.model, file_name=spec.file, provider=provider, session_options=options)
-    modality = task_spec(spec.task).modality
+    modality = task.modality
     if modality == "image":
         processor = {"image_processor": transformers.AutoImageProcessor.from_pretrained(spec.model)}
     elif modality == "audio":

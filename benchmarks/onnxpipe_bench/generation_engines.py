@@ -91,5 +91,7 @@ def load_optimum_generation(spec: Any, cls: Any, provider: str, options: Any) ->
         model = cls.from_pretrained(spec.model, file_name=spec.file, **common)
         timer.wrap(model.session, "run", count=True)
         timer.wrap(model.session, "run_with_iobinding", count=True)
-    pipe = transformers.pipeline(spec.task, model=model, tokenizer=transformers.AutoTokenizer.from_pretrained(spec.model))
-    return pipe, timer
+    processor = {"tokenizer": transformers.AutoTokenizer.from_pretrained(spec.model)}
+    if model.main_input_name == "input_features":  # Whisper: the pipeline needs its feature extractor too
+        processor["feature_extractor"] = transformers.AutoFeatureExtractor.from_pretrained(spec.model)
+    return transformers.pipeline(spec.task, model=model, **processor), timer

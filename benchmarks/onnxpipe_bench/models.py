@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from .whisper_models import whisper_tiny
+
 # transformers head class per pipeline task (all from the bert family, which every recipe below uses)
 HEADS = {
     "text-classification": "ForSequenceClassification",
@@ -131,7 +133,7 @@ def _wav2vec2_base_ctc(folder: Path):
 
 # real-size vision and speech models with random weights: arch -> builder of (model, processor)
 VISION_BUILDERS = {"vit-base": _vit_base, "detr-resnet-50": _detr_resnet50}
-AUDIO_BUILDERS = {"wav2vec2-base": _wav2vec2_base_ctc}
+AUDIO_BUILDERS = {"wav2vec2-base": _wav2vec2_base_ctc, "whisper-tiny": whisper_tiny}
 
 
 def build_random_media_checkpoint(arch: str, output: Path, seed: int = 0) -> Path:

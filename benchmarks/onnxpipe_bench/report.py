@@ -27,12 +27,12 @@ def _configs(record: dict[str, Any]) -> list[tuple[int, int]]:
 
 def input_kind(record: dict[str, Any]) -> str:
     """"text", "image", "audio" or "generation": what the record's inputs were (its size column says it; generation
-    rows carry tokens/s)."""
-    if any("tokens_per_s" in r for r in record["results"]):
-        return "generation"
+    rows carry tokens/s; Whisper's audio rows carry them too and stay "audio")."""
     sizes = [r["seq_len"] for r in record["results"]]
     if any(isinstance(s, str) and s.endswith("s") for s in sizes):
         return "audio"
+    if any("tokens_per_s" in r for r in record["results"]):
+        return "generation"
     return "image" if any(isinstance(s, str) for s in sizes) else "text"
 
 
@@ -140,7 +140,7 @@ def markdown(record: dict[str, Any], title: Optional[str] = None) -> str:
         lines += [f"Speed-up over {record['ratios']['baseline']}: ratio of median latencies, same inputs, same run "
                   "(in brackets: the median of per-round ratios, each pairing two calls made seconds apart):", ""]
         lines += speedup_table(record) + [""]
-    if input_kind(record) == "generation":
+    if any("tokens_per_s" in r for r in record["results"]):  # generation models, and Whisper's audio rows
         lines += ["Generation: tokens/s = new tokens x batch / median latency (every engine generates exactly the new "
                   "tokens shown); loop overhead = pipeline time minus core time (all graphs' `run`, or the torch "
                   "forward), per decoder step and as a share of the call:", ""] + generation_table(record) + [""]

@@ -60,6 +60,14 @@ RECIPES = (
     Recipe("wav2vec2-base-speech-recognition", "automatic-speech-recognition (CTC), wav2vec2-base size (random weights)",
            "automatic-speech-recognition", "wav2vec2-base", batch_sizes=[1], seq_lens=[30, 300], dtypes=("int8",),
            runs=2, warmup=1, cold_runs=1, time_limit=60.0),
+    # Whisper: greedy, language and task forced, exactly 64 new tokens per 30 s window on every engine (tasks.WHISPER_SPEC);
+    # fp32 and int8 (the Whisper export writes no q4) against torch fp32 and Optimum's ORTModelForSpeechSeq2Seq on the
+    # same pair of files: 5 engines. Measured (load average 2.2 on 2 cores): 48 s for cold starts + 5 rounds (one 30 s
+    # call takes 0.45-1.2 s per engine), plus 55 s to build and export the first time. No 5-minute clip: chunked it is 15
+    # windows of 64 tokens, some 7-18 s per call per engine, over 3 minutes for the harness's minimum of 3 rounds
+    Recipe("whisper-tiny-speech-recognition", "automatic-speech-recognition (Whisper), whisper-tiny size (random weights)",
+           "automatic-speech-recognition", "whisper-tiny", batch_sizes=[1], seq_lens=[30], dtypes=("fp32", "int8"),
+           new_tokens=64, runs=5, warmup=0, cold_runs=1, time_limit=60.0),
     # generation (issue #4 "Speed"): greedy, batch 1, prompt 32, exactly 128 new tokens, fp32 / int8 / q4 against
     # torch fp32 and Optimum on the same files: 7 engines. Measured with 1 run each (load average 2-3 on 2 cores):
     # cold starts + one round took 129 s (gpt2) and 110 s (SmolLM2); one round of 7 calls 65 s / 49 s. Hence 2 timed

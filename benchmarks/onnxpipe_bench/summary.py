@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .report import _table, _x
+from .report import _table, _x, input_kind
 from .stats import BASELINE
 
 HEADLINE_SEQ = 128  # the "about 128 tokens" of the targets
@@ -123,8 +123,8 @@ GENERATION_TARGETS = {"fp32": 1.5, "int8": 2.5, "q4": 2.5}
 
 
 def is_generation(record: dict[str, Any]) -> bool:
-    """Whether a record holds generation rows (tokens/s)."""
-    return any("tokens_per_s" in r for r in record["results"])
+    """Whether a record holds text generation rows (tokens/s); Whisper's audio rows stay in the headline table."""
+    return input_kind(record) == "generation"
 
 
 def _target_cell(task: str, engine: str, ratio: Optional[float]) -> str:

@@ -6,8 +6,10 @@ Only plain data and string handling here, so the parent process and every engine
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
 QUESTION = "What did the council decide to do last year?"
 IMAGE_SIZE = (480, 640)  # (height, width) of benchmark pictures: a common camera frame
@@ -29,6 +31,23 @@ class TaskSpec:
     modality: str = "text"
     # audio: options for clips longer than 30 s (transformers' CTC pipeline needs chunking to take them)
     long_clip_options: dict[str, Any] = field(default_factory=dict)
+    # a decoding loop inside a non-generation modality (Whisper): new tokens forced through call_options'
+    # generate_kwargs, decoder steps counted, generation figures added to the audio rows
+    decodes: bool = False
+    note: str = ""  # what the record's notes say about this spec's call options (followed by the options)
+
+    @property
+    def generates(self) -> bool:
+        """Whether every call runs a decoding loop whose length is forced and whose decoder steps are counted."""
+        return self.modality == "generation" or self.decodes
+
+    def _length_options(self) -> dict[str, Any]:
+        """The dict that holds max_new_tokens / min_new_tokens: generate_kwargs where the call options have it."""
+        return self.call_options.get("generate_kwargs", self.call_options)
+
+    def call_notes(self) -> list[str]:
+        """The record's notes on this spec: its note and the call options every engine gets."""
+        return [f"{self.note}; every engine's call options: {self.call_options!r}"] if self.note else []
 
     def options_for(self, size: Any) -> dict[str, Any]:
         """The call options of an input size: `long_clip_options` join in for audio clips over 30 s."""
@@ -39,17 +58,20 @@ class TaskSpec:
     @property
     def new_tokens(self) -> Optional[int]:
         """Generation tasks: the tokens every call generates per sequence (min_new_tokens = max_new_tokens)."""
-        return self.call_options.get("max_new_tokens") if self.modality == "generation" else None
+        return self._length_options().get("max_new_tokens") if self.generates else None
 
     def with_new_tokens(self, count: Optional[int]) -> "TaskSpec":
         """This spec with `count` forced new tokens (min and max); unchanged when `count` is None."""
         if count is None:
             return self
-        if self.modality != "generation":
-            raise ValueError(f"--new-tokens applies to generation tasks, not {self.task}")
+        if not self.generates:
+            raise ValueError(f"--new-tokens applies to generation tasks and Whisper, not {self.task}")
         if count < 1:
             raise ValueError(f"--new-tokens must be at least 1, got {count}")
-        return replace(self, call_options={**self.call_options, "max_new_tokens": count, "min_new_tokens": count})
+        forced = {**self._length_options(), "max_new_tokens": count, "min_new_tokens": count}
+        if "generate_kwargs" in self.call_options:
+            return replace(self, call_options={**self.call_options, "generate_kwargs": forced})
+        return replace(self, call_options={**self.call_options, **forced})
 
     def inputs(self, texts: list[str], mask_token: Optional[str] = None) -> list[Any]:
         """The pipeline inputs for benchmark texts (question-answering pairs them with a question, fill-mask masks a word)."""
@@ -95,8 +117,40 @@ SPECS: dict[str, TaskSpec] = {
 }
 
 
-def task_spec(task: str) -> TaskSpec:
-    """The spec of a canonical task name (aliases are resolved by the caller); ValueError names the known ones."""
+WHISPER_NEW_TOKENS = 64
+# Whisper under the task name of CTC models, told apart by config.json's model_type. Random weights make the
+# transcript length arbitrary (EOS at once, or 448 tokens), so every engine gets min_new_tokens = max_new_tokens
+# (the transformers pipeline takes generation options only inside generate_kwargs; onnxpipe and Optimum's pipeline
+# take them there too); greedy (num_beams=1) where the Whisper pipelines default to 5 beams; language and task
+# forced, so no engine runs language detection (one more decoder step per window, which the real multilingual
+# whisper-tiny would run on every engine alike). Optimum: ORTModelForSpeechSeq2Seq (ORTModelForWhisper) on the
+# same encoder_model + decoder_model_merged pair.
+WHISPER_SPEC = TaskSpec(
+    "automatic-speech-recognition", "ORTModelForSpeechSeq2Seq", modality="audio", decodes=True,
+    call_options={"generate_kwargs": {"language": "en", "task": "transcribe", "num_beams": 1,
+                                      "max_new_tokens": WHISPER_NEW_TOKENS, "min_new_tokens": WHISPER_NEW_TOKENS}},
+    long_clip_options={"chunk_length_s": 30},
+    note=("Whisper: every engine decodes greedily (num_beams=1; the pipelines default to 5 beams) with language='en' "
+           "and task='transcribe' forced (no language detection step) and min_new_tokens = max_new_tokens, so each "
+           "30 s window gets exactly the new tokens shown (random weights would stop at an arbitrary point); tokens/s = "
+           "new tokens x batch / median latency (a 30 s clip is one window); decoder steps = decoder-graph runs "
+           "(onnxpipe, Optimum) or model forwards (torch) per call, counted (a chunked clip: new tokens x windows)"),
+)
+MODEL_SPECS: dict[tuple[str, str], TaskSpec] = {("automatic-speech-recognition", "whisper"): WHISPER_SPEC}
+
+
+def read_model_config(model: str) -> dict[str, Any]:
+    """config.json of a model folder (an onnxpipe export or a checkpoint), or {} for a hub id / a folder without one."""
+    path = Path(model) / "config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def task_spec(task: str, config: Optional[Mapping[str, Any]] = None) -> TaskSpec:
+    """The spec of a canonical task name (aliases are resolved by the caller) for a model of `config` (its
+    config.json: Whisper has its own speech-recognition spec); ValueError names the known tasks."""
+    model_type = (config or {}).get("model_type")
+    if (task, model_type) in MODEL_SPECS:
+        return MODEL_SPECS[(task, model_type)]
     if task not in SPECS:
         raise ValueError(f"the benchmark harness knows no task {task!r}; it knows {', '.join(sorted(SPECS))}")
     return SPECS[task]
