@@ -353,11 +353,15 @@ def test_missing_generation_config_is_derived_validation_and_fusion_can_be_skipp
 
 
 def test_q4_graph_rewrites_are_exact(generation_models) -> None:
-    """Gemm -> MatMul + Add and the folded LM-head transpose (done before 4-bit quantization) change nothing in fp32."""
+    """The fp32 file's tied head (FusedMatMul on the embedding) turned back into Transpose + MatMul, Gemm -> MatMul +
+    Add and the folded LM-head transpose (all done before 4-bit quantization) change nothing in fp32."""
+    from onnxpipe_export.tied_weights import unfuse_transposed_weights
     from onnxpipe_export.weight_only import _fold_weight_transposes, _gemms_to_matmuls
 
     path = generation_models.get("gpt2").onnx / "model.onnx"
     model = onnx.load(str(path))
+    assert [n.op_type for n in model.graph.node].count("FusedMatMul") == 1  # written by the export
+    assert unfuse_transposed_weights(model.graph) == 1
     assert _gemms_to_matmuls(model.graph) == 8 and _fold_weight_transposes(model.graph) == 1
     initializers = {init.name for init in model.graph.initializer}
     assert not any(n.op_type == "Gemm" for n in model.graph.node)

@@ -19,6 +19,7 @@ from onnxpipe.manifest import variant_filename, write_manifest
 
 from .errors import ConversionError, UnsupportedTaskError, ValidationError
 from .onnx_files import place_graph
+from .tied_weights import fuse_file
 from .tasks import ExportTask
 
 DECODER_ONLY = {"decoder": "model"}
@@ -125,6 +126,7 @@ def stage_components(
     staging.mkdir()
     for role, stem in components.items():
         place_graph(plain[role], staging / variant_filename("fp32", stem))
+        fuse_file(staging / variant_filename("fp32", stem))  # tied LM head: no transposed copy of the embedding
     return staging, work / "plain"
 
 

@@ -39,7 +39,11 @@ def _fp16(fp32_path: Path, output_path: Path) -> dict[str, Any]:
     from .dtypes import QUANTIZATION
     from .onnx_files import save_model
 
-    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    from .tied_weights import unfuse_transposed_weights
+
+    model = onnx.load(str(fp32_path))
+    unfuse_transposed_weights(model.graph)  # the converter knows MatMul, not the fp32 file's FusedMatMul
+    model = convert_float_to_float16(model, keep_io_types=True)
     _sort_nodes(model.graph)  # the converter appends its input casts last; onnx.checker wants them first
     save_model(model, output_path)
     return dict(QUANTIZATION["fp16"] or {})

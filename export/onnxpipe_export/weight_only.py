@@ -41,7 +41,10 @@ def quantize_weight_only(fp32_path: Path, output_path: Path, bits: int) -> dict[
 
     from .onnx_files import EXTERNAL_DATA_THRESHOLD
 
+    from .tied_weights import unfuse_transposed_weights
+
     model = onnx.load(str(fp32_path))
+    unfuse_transposed_weights(model.graph)  # the fp32 file's tied head, back to Transpose + MatMul to be quantized
     rewritten = _gemms_to_matmuls(model.graph)
     untied = _fold_weight_transposes(model.graph)
     config = DefaultWeightOnlyQuantConfig(
