@@ -22,7 +22,7 @@ from .machine import machine_info
 from .process import Worker, WorkerError, start_worker
 from .clips import make_clips
 from .generation_bench import decoder_stem, describe_files, generation_fields, generation_notes, optimum_skip_reason
-from .tasks import AUDIO_RATE, AUDIO_SECONDS, GENERATION_PROMPT, IMAGE_SIZE, task_spec
+from .tasks import AUDIO_RATE, AUDIO_SECONDS, GENERATION_PROMPT, IMAGE_SIZE, VQA_QUESTION, pipeline_task, task_spec
 
 COMPARE = ("torch", "optimum")
 DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
@@ -108,7 +108,7 @@ def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str,
     """The engines to run and the ones skipped, each with its reason."""
     from onnxpipe.session import parse_device
 
-    common = {"task": task, "device": options.device, "threads": options.threads}
+    common = {"task": pipeline_task(task, options.task), "device": options.device, "threads": options.threads}
     kind, _ = parse_device(options.device)
     specs = [EngineSpec("onnxpipe", model=str(folder.path), dtype=d, **common) for d in files]
     skipped = []
@@ -125,7 +125,8 @@ def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str,
             specs.append(EngineSpec("transformers", model=checkpoint, **common))
     if "optimum" in options.compare:
         if task_spec(task, folder.config).optimum_class is None:
-            skipped.append({"engine": "optimum", "reason": f"Optimum has no ORTModel class for {task}"})
+            why = task_spec(task, folder.config).optimum_note or f"Optimum has no ORTModel class for {task}"
+            skipped.append({"engine": "optimum", "reason": why})
         elif not (_installed("optimum") and _installed("optimum.onnxruntime") and _installed("transformers")):
             skipped.append({"engine": "optimum", "reason": "optimum-onnx (optimum.onnxruntime) is not installed"})
         else:
@@ -220,6 +221,10 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
         seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
         notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
+        if spec.task == "visual-question-answering":
+            notes.append(f"every picture comes with the question {VQA_QUESTION!r}")
+        if spec.call_options:
+            notes.append(f"every engine's call options: {spec.call_options!r}")
     elif spec.modality == "audio":  # clip lengths in seconds: --seq-len gives them when set, else AUDIO_SECONDS
         lengths = options.seq_lens if options.audio_seconds_given else list(AUDIO_SECONDS)
         seq_lens = [f"{s}s" for s in lengths]
@@ -237,6 +242,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
         notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
         if spec.modality == "generation":
             notes += generation_notes(spec, options.audio_seconds_given)
+        if task == "translation":
+            notes.append(f"every engine's pipeline is built as pipeline({pipeline_task(task, options.task)!r}, ...)")
     if not seq_lens:
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}

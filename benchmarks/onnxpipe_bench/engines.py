@@ -164,6 +164,8 @@ def load_optimum(spec: EngineSpec) -> tuple[Any, CoreTimer]:
     modality = task.modality
     if modality == "image":
         processor = {"image_processor": transformers.AutoImageProcessor.from_pretrained(spec.model)}
+        if spec.task == "zero-shot-image-classification":  # CLIP: the candidate labels' captions are tokenized
+            processor["tokenizer"] = transformers.AutoTokenizer.from_pretrained(spec.model)
     elif modality == "audio":
         processor = {"feature_extractor": transformers.AutoFeatureExtractor.from_pretrained(spec.model)}
         if spec.task == "automatic-speech-recognition":

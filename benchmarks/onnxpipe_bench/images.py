@@ -38,12 +38,14 @@ def make_images(count: int, height: int, width: int, seed: int = 0) -> list[str]
 
 
 def decode_images(items: list) -> list:
-    """The PIL images of base64 PNG strings (what the worker stores before timing)."""
+    """The PIL images of base64 PNG strings (what the worker stores before timing); a dict input (visual question
+    answering: {"image": base64, "question": ...}) keeps its other keys, with its image decoded."""
+    return [{**item, "image": _decode(item["image"])} if isinstance(item, dict) else _decode(item) for item in items]
+
+
+def _decode(item: str) -> object:
     from PIL import Image
 
-    images = []
-    for item in items:
-        image = Image.open(io.BytesIO(base64.b64decode(item)))
-        image.load()
-        images.append(image)
-    return images
+    image = Image.open(io.BytesIO(base64.b64decode(item)))
+    image.load()
+    return image

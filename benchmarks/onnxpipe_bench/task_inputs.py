@@ -9,7 +9,7 @@ from typing import Any, Optional
 from .clips import make_clips
 from .images import make_images
 from .inputs import load_tokenizer, make_texts
-from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, TaskSpec
+from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
 
 
 def max_tokens(folder: Any) -> Optional[int]:
@@ -28,7 +28,10 @@ def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple
     """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
     (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
     if spec.modality == "image":
-        return make_images(count, *IMAGE_SIZE), None
+        pictures = make_images(count, *IMAGE_SIZE)
+        if spec.task == "visual-question-answering":  # the worker decodes the picture and keeps the question
+            return [{"image": picture, "question": VQA_QUESTION} for picture in pictures], None
+        return pictures, None
     if spec.modality == "audio":
         return make_clips(count, float(str(seq_len).rstrip("s")), AUDIO_RATE), None
     tokenizer = load_tokenizer(folder.path)

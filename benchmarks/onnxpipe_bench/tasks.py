@@ -16,6 +16,8 @@ IMAGE_SIZE = (480, 640)  # (height, width) of benchmark pictures: a common camer
 AUDIO_SECONDS = (30, 300)  # benchmark clip lengths: the issue's 30 s and 5-minute clips
 AUDIO_RATE = 16000
 CANDIDATE_LABELS = ("politics", "weather", "sports")
+IMAGE_LABELS = ("a cat", "a dog", "a car")  # zero-shot-image-classification: the candidate labels of every call
+VQA_QUESTION = "What colour is the square?"  # visual-question-answering: asked of every picture
 GENERATION_PROMPT = 32  # generation tasks: prompt tokens when --seq-len is not given (issue #4: prompt 32)
 
 
@@ -35,6 +37,7 @@ class TaskSpec:
     # generate_kwargs, decoder steps counted, generation figures added to the audio rows
     decodes: bool = False
     note: str = ""  # what the record's notes say about this spec's call options (followed by the options)
+    optimum_note: str = ""  # why Optimum is skipped where optimum_class is None (default: it has no ORTModel class)
 
     @property
     def generates(self) -> bool:
@@ -102,6 +105,14 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("zero-shot-classification", "ORTModelForSequenceClassification", {"candidate_labels": list(CANDIDATE_LABELS)}),
         TaskSpec("image-classification", "ORTModelForImageClassification", modality="image"),
         TaskSpec("object-detection", None, modality="image"),
+        # semantic segmentation (SegFormer & co.); DETR panoptic has its own spec below. Every engine gets the
+        # pipelines' defaults: subtask None, which each pipeline resolves the same way for the model's processor
+        TaskSpec("image-segmentation", "ORTModelForSemanticSegmentation", modality="image"),
+        TaskSpec("zero-shot-image-classification", "ORTModelForZeroShotImageClassification", modality="image",
+                 call_options={"candidate_labels": list(IMAGE_LABELS)}),
+        # inputs are {"image": picture, "question": VQA_QUESTION}; top_k: the pipelines' default (5)
+        TaskSpec("visual-question-answering", None, modality="image",
+                 optimum_note="Optimum has no ORTModel class for visual-question-answering (ViLT)"),
         TaskSpec("audio-classification", "ORTModelForAudioClassification", modality="audio"),
         TaskSpec("automatic-speech-recognition", "ORTModelForCTC", modality="audio",
                  long_clip_options={"chunk_length_s": 30}),
@@ -112,6 +123,12 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("summarization", "ORTModelForSeq2SeqLM", modality="generation",
                  call_options={"max_new_tokens": 64, "min_new_tokens": 64}),
         TaskSpec("text2text-generation", "ORTModelForSeq2SeqLM", modality="generation",
+                 call_options={"max_new_tokens": 64, "min_new_tokens": 64}),
+        # every engine's pipeline is built under the task name the command line gave: "translation" (a Marian
+        # model; T5 then takes the first translation_* entry of task_specific_params on every engine, with a
+        # warning) or "translation_xx_to_yy", which onnxpipe, transformers and Optimum's pipeline all accept
+        # (bench.pipeline_task); the spec is the same for both
+        TaskSpec("translation", "ORTModelForSeq2SeqLM", modality="generation",
                  call_options={"max_new_tokens": 64, "min_new_tokens": 64}),
     )
 }
@@ -136,7 +153,14 @@ WHISPER_SPEC = TaskSpec(
            "new tokens x batch / median latency (a 30 s clip is one window); decoder steps = decoder-graph runs "
            "(onnxpipe, Optimum) or model forwards (torch) per call, counted (a chunked clip: new tokens x windows)"),
 )
-MODEL_SPECS: dict[tuple[str, str], TaskSpec] = {("automatic-speech-recognition", "whisper"): WHISPER_SPEC}
+# DETR panoptic (DetrForSegmentation): transformers' pipeline picks panoptic for its processor (subtask None), and
+# onnxpipe does the same; Optimum has no panoptic / instance segmentation ORTModel
+DETR_SEGMENTATION_SPEC = TaskSpec(
+    "image-segmentation", None, modality="image",
+    optimum_note="Optimum has no ORTModel class for DETR panoptic segmentation (ORTModelForSemanticSegmentation "
+                 "takes semantic-segmentation models only)")
+MODEL_SPECS: dict[tuple[str, str], TaskSpec] = {("automatic-speech-recognition", "whisper"): WHISPER_SPEC,
+                                                ("image-segmentation", "detr"): DETR_SEGMENTATION_SPEC}
 
 
 def read_model_config(model: str) -> dict[str, Any]:
@@ -145,10 +169,19 @@ def read_model_config(model: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def pipeline_task(task: str, asked: Optional[str]) -> str:
+    """The task name every engine's pipeline is built with: the canonical `task`, except a translation_xx_to_yy
+    name asked for on the command line, kept so that every engine translates the same language pair."""
+    asked = (asked or "").strip().lower()
+    return asked if task == "translation" and asked.startswith("translation_") else task
+
+
 def task_spec(task: str, config: Optional[Mapping[str, Any]] = None) -> TaskSpec:
     """The spec of a canonical task name (aliases are resolved by the caller) for a model of `config` (its
     config.json: Whisper has its own speech-recognition spec); ValueError names the known tasks."""
     model_type = (config or {}).get("model_type")
+    if task.startswith("translation_"):  # transformers' translation_xx_to_yy: a pipeline task name of translation
+        task = "translation"
     if (task, model_type) in MODEL_SPECS:
         return MODEL_SPECS[(task, model_type)]
     if task not in SPECS:
