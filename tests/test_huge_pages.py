@@ -68,9 +68,11 @@ def _big_weight_model(path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    weight = numpy_helper.from_array(np.full((1024, 2048), 0.5, dtype=np.float32), "w")  # 8 MiB of weights
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 1024])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2048])
+    # 48 MiB of weights: above glibc's largest mmap threshold (32 MiB), so the session maps them freshly and
+    # cannot reuse a hole that earlier tests left in the heap
+    weight = numpy_helper.from_array(np.full((3072, 4096), 0.5, dtype=np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3072])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4096])
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [weight])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
@@ -82,11 +84,11 @@ def test_session_collapses_its_memory_after_the_first_run_and_results_are_unchan
     session = OnnxSession(_big_weight_model(tmp_path / "m.onnx"))
     watch = session.huge_pages
     assert watch is not None and watch.active and watch.thread is None  # nothing before the first result
-    x = np.ones((2, 1024), dtype=np.float32)
+    x = np.ones((2, 3072), dtype=np.float32)
     first = session.run({"x": x})["y"]
     assert session.huge_pages is None and watch.thread is not None
     watch.thread.join(timeout=60)
-    assert watch.collapsed_bytes >= HUGE_PAGE  # the 8 MiB weight buffer, at least
+    assert watch.collapsed_bytes >= 16 * HUGE_PAGE  # most of the 48 MiB weight buffer
     again = session.run({"x": x})["y"]
     np.testing.assert_array_equal(first, again)
-    assert float(again[0, 0]) == 512.0
+    assert float(again[0, 0]) == 1536.0
