@@ -92,3 +92,21 @@ def test_session_collapses_its_memory_after_the_first_run_and_results_are_unchan
     again = session.run({"x": x})["y"]
     np.testing.assert_array_equal(first, again)
     assert float(again[0, 0]) == 1536.0
+
+
+def test_collapse_starts_once_when_threads_race(monkeypatch):
+    import threading
+
+    started = []
+    monkeypatch.setattr(huge_pages, "enabled", lambda: True)
+    monkeypatch.setattr(huge_pages, "anonymous_regions", lambda: [(0, 4 * HUGE_PAGE)] if started else [])
+    monkeypatch.setattr(huge_pages, "collapse", lambda ranges: started.append(ranges) or 0)
+    watch = HugePageWatch()  # before: no regions; after: one new region of 4 huge pages
+    started.append("constructed")
+    threads = [threading.Thread(target=watch.collapse_new) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    watch.thread.join()
+    assert started == ["constructed", [(0, 4 * HUGE_PAGE)]]

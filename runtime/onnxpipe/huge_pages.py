@@ -109,11 +109,16 @@ class HugePageWatch:
         self.before = anonymous_regions() if self.active else []
         self.thread: Optional[threading.Thread] = None
         self.collapsed_bytes = 0
+        self._lock = threading.Lock()
+        self._started = False
 
     def collapse_new(self) -> None:
-        """Collapse the regions mapped since construction, in a daemon thread (the session is usable meanwhile)."""
-        if not self.active:
-            return
+        """Collapse the regions mapped since construction, in a daemon thread (the session is usable meanwhile).
+        Only the first call does anything, also when several threads finish their first run at once."""
+        with self._lock:
+            if not self.active or self._started:
+                return
+            self._started = True
         ranges = new_huge_ranges(self.before, anonymous_regions())
         if not ranges:
             return

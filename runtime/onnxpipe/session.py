@@ -144,7 +144,8 @@ class OnnxSession:
             checked[name] = array.astype(want, copy=False) if want is not None else array
         names = list(outputs) if outputs is not None else self.output_names
         results = dict(zip(names, self.session.run(names, checked)))
-        if self.huge_pages is not None:
-            watch, self.huge_pages = self.huge_pages, None
-            watch.collapse_new()
+        watch = self.huge_pages
+        if watch is not None:
+            self.huge_pages = None
+            watch.collapse_new()  # once, even when threads race here: the watch keeps its own lock
         return results
