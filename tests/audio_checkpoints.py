@@ -181,3 +181,13 @@ def wav_bytes(samples: np.ndarray, rate: int = RATE, width: int = 2, channels: i
         writer.setframerate(rate)
         writer.writeframes(pcm)
     return buffer.getvalue()
+
+
+def pcm16_forms(clip: np.ndarray, folder: Path) -> tuple[list[Any], np.ndarray]:
+    """The 16-bit WAV forms of a clip a pipeline takes (a path, its bytes, the int16 samples) and the float clip
+    they all decode to (what transformers gets as an array)."""
+    data = wav_bytes(clip, width=2)
+    path = folder / "clip.wav"
+    path.write_bytes(data)
+    pcm16 = np.clip(np.round(clip * 32768), -32768, 32767).astype(np.int16)  # what wav_bytes writes
+    return [str(path), data, pcm16], pcm16.astype(np.float32) / 32768.0

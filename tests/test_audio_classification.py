@@ -75,12 +75,9 @@ def test_files_bytes_dicts_and_pcm(pair, tmp_path):
     at another rate are normalized to the float mono clip at 16 kHz that transformers gets as an array."""
     ours, ref = pair
     clip = ac.speechlike(1.2, seed=7)
-    data = ac.wav_bytes(clip, width=2)
-    path = tmp_path / "clip.wav"
-    path.write_bytes(data)
-    pcm16 = np.clip(np.round(clip * 32768), -32768, 32767).astype(np.int16)  # what wav_bytes writes
-    expected = ref(pcm16.astype(np.float32) / 32768.0)
-    for item in (str(path), data, pcm16, {"raw": pcm16.astype(np.float32) / 32768.0, "sampling_rate": ac.RATE}):
+    forms, decoded = ac.pcm16_forms(clip, tmp_path)
+    expected = ref(decoded)
+    for item in (*forms, {"raw": decoded, "sampling_rate": ac.RATE}):
         assert_same(ours(item), expected)
     stereo = np.stack([clip, clip])
     assert_same(ours(stereo), ref(clip.copy()))

@@ -105,12 +105,9 @@ def test_inputs_in_every_form(pair, tmp_path):
     installed here), and passes it the rate twice (F.resample(x, rate, rate, 16000)), so it would not resample."""
     ours, ref = pair
     clip = ac.speechlike(1.1, seed=4)
-    data = ac.wav_bytes(clip, width=2)
-    path = tmp_path / "clip.wav"
-    path.write_bytes(data)
-    pcm16 = np.clip(np.round(clip * 32768), -32768, 32767).astype(np.int16)  # what wav_bytes writes
-    expected = ref(pcm16.astype(np.float32) / 32768.0)
-    for item in (str(path), data, pcm16, {"array": pcm16.astype(np.float32) / 32768.0, "sampling_rate": ac.RATE}):
+    forms, decoded = ac.pcm16_forms(clip, tmp_path)
+    expected = ref(decoded)
+    for item in (*forms, {"array": decoded, "sampling_rate": ac.RATE}):
         assert_same(ours(item), expected)
     assert_same(ours(np.stack([clip, clip])), ref(np.stack([clip, clip])))  # transformers averages axis 0 too
     clip8k = ac.speechlike(1.1, seed=4, rate=8000)

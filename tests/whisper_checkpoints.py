@@ -138,25 +138,11 @@ def _audio_dependent_languages(model: Any, gen: dict[str, Any]) -> None:
 
 
 def clip(seconds: float, kind: str, seed: int = 0) -> np.ndarray:
-    """A float32 test clip at 16 kHz: "tone", "chirp", "noise", "speechlike" (vowel-like harmonics) or "silence"."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * RATE))) / RATE
-    if kind == "tone":
-        wave = 0.5 * np.sin(2 * np.pi * rng.uniform(150, 1500) * t)
-    elif kind == "chirp":
-        low, high = rng.uniform(100, 400), rng.uniform(2000, 6000)
-        wave = 0.4 * np.sin(2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds)))
-    elif kind == "noise":
-        wave = rng.normal(0, 0.2, t.shape)
-    elif kind == "speechlike":
-        pitch = rng.uniform(90, 220)
-        wave = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 8))
-        wave = 0.3 * wave * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 6) * t)) + rng.normal(0, 0.01, t.shape)
-    elif kind == "silence":
-        wave = rng.normal(0, 1e-4, t.shape)
-    else:
-        raise ValueError(kind)
-    return wave.astype(np.float32)
+    """A float32 test clip at 16 kHz: "tone", "chirp", "noise", "speechlike" (vowel-like harmonics) or "silence"
+    (the export's own generator of validation clips)."""
+    from onnxpipe_export.audio_samples import generated_clip
+
+    return generated_clip(seconds, RATE, kind, seed)
 
 
 def varied(seconds: float, seed: int = 0) -> np.ndarray:

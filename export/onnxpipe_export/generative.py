@@ -58,7 +58,9 @@ def export_generation(
     reason = NOT_FUSED if optimize else "turned off by optimize=False (--no-optimize)"
     return run_export(
         output, 4 + sum(d != "fp32" for d in dtypes), quiet,
-        lambda out, work, progress, notes: _run(model, recipe, dtypes, out, revision, validate, reason, work, progress, notes),
+        lambda out, work, progress, notes: _run(
+            model, recipe, dtypes, out, revision, validate, reason, optimize, work, progress, notes
+        ),
     )
 
 
@@ -112,11 +114,13 @@ def _optimum_export(source: Path, work: Path, recipe: ExportTask, components: di
 
 
 def stage_components(
-    source: Path, out: Path, recipe: ExportTask, components: dict[str, str], work: Path, progress: Any
-) -> tuple[Path, Path]:
+    source: Path, out: Path, recipe: ExportTask, components: dict[str, str], work: Path, progress: Any,
+    tie_heads: bool = True,
+) -> tuple[Path, Path, int]:
     """Export `source` with optimum and move each component's fp32 graph into a staging folder, named by its stem;
-    refuses an output inside the checkpoint first. Returns (staging folder, optimum's folder, which keeps the
-    unmerged decoders and support files). Shared by the generation and Whisper paths."""
+    refuses an output inside the checkpoint first. With `tie_heads`, tied LM heads become FusedMatMul on the
+    embedding (tied_weights.py). Returns (staging folder, optimum's folder, which keeps the unmerged decoders and
+    support files, the number of heads rewritten). Shared by the generation and Whisper paths."""
     from .folder import check_outside_source
 
     check_outside_source(out, source)
@@ -124,15 +128,45 @@ def stage_components(
         plain = _optimum_export(source, work / "plain", recipe, components)
     staging = work / "folder"
     staging.mkdir()
+    tied = 0
     for role, stem in components.items():
         place_graph(plain[role], staging / variant_filename("fp32", stem))
-        fuse_file(staging / variant_filename("fp32", stem))  # tied LM head: no transposed copy of the embedding
-    return staging, work / "plain"
+        if tie_heads:
+            tied += fuse_file(staging / variant_filename("fp32", stem))
+    return staging, work / "plain", tied
+
+
+def optimization_entry(reason: str, tied: int) -> dict[str, Any]:
+    """The manifest's `optimization` block of a generation export: no fusion (why), and the tied-head rewrite."""
+    entry: dict[str, Any] = {"fusion": False, "reason": reason}
+    if tied:
+        entry["tied_lm_head"] = (
+            f"{tied} MatMul(x, Transpose(embedding)) written as FusedMatMul(transB=1) in the fp32 graphs, so "
+            "onnxruntime keeps no transposed copy of the embedding (int8 / q4 / fp16 keep the MatMul)"
+        )
+    return entry
+
+
+def component_entries(
+    staging: Path, dtypes: Sequence[str], components: dict[str, str], quantization: Any, validations: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest's `files` entries of every component in every dtype, fp32 first; `quantization(dtype, name)`
+    gives a file's quantization settings."""
+    from .record import onnx_file_entry
+
+    files: dict[str, Any] = {}
+    for dtype in ["fp32", *(d for d in dtypes if d != "fp32")]:
+        for role, stem in components.items():
+            name = variant_filename(dtype, stem)
+            entry = onnx_file_entry(staging / name, dtype, quantization(dtype, name), validations.get(dtype))
+            entry["component"] = role
+            files[name] = entry
+    return files
 
 
 def _run(
     model: Any, recipe: ExportTask, dtypes: list[str], out: Path, revision: Optional[str], validate: bool,
-    not_fused: str, work: Path, progress: Any, notes: list[str],
+    not_fused: str, tie_heads: bool, work: Path, progress: Any, notes: list[str],
 ) -> dict[str, Any]:
     """The export steps inside the scratch folder `work`; returns the manifest after installing the folder."""
     from . import generative_validate as check
@@ -140,7 +174,7 @@ def _run(
     from .generative_variants import merged_decoder_variant, write_generation_variant
     from .folder import install
     from .onnx_files import opset
-    from .record import onnx_file_entry, source_entry, support_entries
+    from .record import source_entry, support_entries
     from .source import resolve_source
     from .support import copy_support_files
 
@@ -149,7 +183,7 @@ def _run(
         check_architecture(recipe, source.config)
     encoder_decoder = bool(source.config.get("is_encoder_decoder"))
     components = ENCODER_DECODER if encoder_decoder else DECODER_ONLY
-    staging, optimum_folder = stage_components(source.path, out, recipe, components, work, progress)
+    staging, optimum_folder, tied = stage_components(source.path, out, recipe, components, work, progress, tie_heads)
 
     def paths(dtype: str) -> tuple[Path, Optional[Path]]:
         decoder = staging / variant_filename(dtype, components["decoder"])
@@ -199,20 +233,13 @@ def _run(
         if "generation_config.json" not in support:
             _derive_generation_config(source.path, staging)
             support.append("generation_config.json")
-        written = ["fp32", *(d for d in dtypes if d != "fp32")]
-        files: dict[str, Any] = {}
-        for dtype in written:
-            for role, stem in components.items():
-                name = variant_filename(dtype, stem)
-                entry = onnx_file_entry(staging / name, dtype, quantization.get(name), validations.get(dtype))
-                entry["component"] = role
-                files[name] = entry
+        files = component_entries(staging, dtypes, components, lambda dtype, name: quantization.get(name), validations)
         manifest: dict[str, Any] = {
             "task": recipe.task,
             "source": source_entry(source.model, source.revision, source.config),
             "created_with": created_with(),
             "export": {"optimum_task": recipe.optimum_task, "exporter": "optimum", "opset": opset(paths("fp32")[0])},
-            "optimization": {"fusion": False, "reason": not_fused},
+            "optimization": optimization_entry(not_fused, tied),
             "is_encoder_decoder": encoder_decoder,
             "components": dict(components),
             "cache": CACHE_NOTES["encoder-decoder" if encoder_decoder else "decoder-only"],

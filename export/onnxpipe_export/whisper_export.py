@@ -81,18 +81,18 @@ def _run(
     from . import whisper_validate as check
     from .deps import created_with
     from .folder import install
-    from .generative import stage_components
+    from .generative import component_entries, optimization_entry, stage_components
     from .generative_validate import FP32_RELATIVE_TOLERANCE, quality_warning
     from .generative_variants import merged_decoder_variant, write_generation_variant
     from .onnx_files import opset
-    from .record import onnx_file_entry, source_entry, support_entries
+    from .record import source_entry, support_entries
     from .source import resolve_source
     from .support import copy_support_files
 
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_whisper_config(source.config)
-    staging, optimum_folder = stage_components(source.path, out, RECIPE, COMPONENTS, work, progress)
+    staging, optimum_folder, tied = stage_components(source.path, out, RECIPE, COMPONENTS, work, progress)
 
     def pair(dtype: str) -> tuple[Path, Path]:
         return staging / variant_filename(dtype, COMPONENTS["decoder"]), staging / variant_filename(dtype, COMPONENTS["encoder"])
@@ -135,19 +135,13 @@ def _run(
                     f"{str(source.path)!r} has no {needed} (and optimum wrote none); the runtime needs it for Whisper. "
                     "Save the processor (WhisperProcessor.save_pretrained, fast tokenizer) and the generation config."
                 )
-        files: dict[str, Any] = {}
-        for dtype in ["fp32", *(d for d in dtypes if d != "fp32")]:
-            for role, stem in COMPONENTS.items():
-                name = variant_filename(dtype, stem)
-                entry = onnx_file_entry(staging / name, dtype, quantization[dtype], validations.get(dtype))
-                entry["component"] = role
-                files[name] = entry
+        files = component_entries(staging, dtypes, COMPONENTS, lambda dtype, name: quantization[dtype], validations)
         manifest: dict[str, Any] = {
             "task": RECIPE.task,
             "source": source_entry(source.model, source.revision, source.config),
             "created_with": created_with(),
             "export": {"optimum_task": OPTIMUM_TASK, "exporter": "optimum", "opset": opset(pair("fp32")[0])},
-            "optimization": {"fusion": False, "reason": "optimum's cache graphs are written as exported"},
+            "optimization": optimization_entry("optimum's cache graphs are not fused", tied),
             "is_encoder_decoder": True,
             "components": dict(COMPONENTS),
             "cache": CACHE_NOTE,

@@ -85,8 +85,7 @@ class OnnxDecoder:
         tokens = np.asarray(tokens, dtype=np.int64)
         attention_mask = np.asarray(attention_mask, dtype=np.int64)
         if not self.use_cache:
-            history = tokens if state.history is None else np.concatenate([state.history, tokens], axis=1)
-            check_mask(attention_mask, history.shape[1])
+            history = grown_history(state, tokens, attention_mask)
             feeds = self._feeds(history, attention_mask, 0)
             feeds.update(self.layout.empty(history.shape[0]))
             logits = self.session.run(feeds, [LOGITS])[LOGITS]
@@ -134,6 +133,13 @@ def check_mask(attention_mask: np.ndarray, width: int) -> None:
             f"attention_mask has shape {attention_mask.shape}; the decoder has seen {width} positions including "
             f"this step's tokens, so it must be (batch, {width})."
         )
+
+
+def grown_history(state: CacheState, tokens: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Without a cache: every token so far plus this step's (B, seen + t), checked against the mask's width."""
+    history = tokens if state.history is None else np.concatenate([state.history, tokens], axis=1)
+    check_mask(attention_mask, history.shape[1])
+    return history
 
 
 def device_of(session: Any) -> tuple[str, int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .io_binding import ENCODER_HIDDEN, LOGITS, BoundRunner, plan_step
 from .kv_cache import position_ids
-from .onnx_decoder import CacheState, check_mask, device_of, graph_layout, last_logits, take_rows
+from .onnx_decoder import CacheState, check_mask, device_of, grown_history, graph_layout, last_logits, take_rows
 
 ENCODER_MASK = "encoder_attention_mask"
 
@@ -61,8 +61,7 @@ class OnnxSeq2Seq:
         tokens = np.asarray(tokens, dtype=np.int64)
         attention_mask = np.asarray(attention_mask, dtype=np.int64)
         if not self.use_cache:
-            history = tokens if state.history is None else np.concatenate([state.history, tokens], axis=1)
-            check_mask(attention_mask, history.shape[1])
+            history = grown_history(state, tokens, attention_mask)
             feeds = {**self._feeds(history, attention_mask, 0, state), **self.layout.empty(history.shape[0])}
             logits = self.decoder.run(feeds, [LOGITS])[LOGITS]
             return last_logits(logits), replace(state, history=history, seen=history.shape[1])
