@@ -283,7 +283,9 @@ def test_foreign_output_folder_is_refused(tmp_path: Path, bert_cls: Path) -> Non
 
 
 def test_fp32_outside_tolerance_fails_and_writes_nothing(tmp_path: Path, bert_cls: Path, monkeypatch) -> None:
-    monkeypatch.setattr(check, "FP32_RELATIVE_TOLERANCE", 1e-12)
+    import onnxpipe.validation
+
+    monkeypatch.setattr(onnxpipe.validation, "FP32_RELATIVE_TOLERANCE", 1e-12)
     with pytest.raises(ValidationError, match=r"max_abs_diff .* exceeds the tolerance"):
         onnxpipe_export.export(bert_cls, "text-classification", tmp_path / "out", "int8", quiet=True)
     assert not (tmp_path / "out").exists()

@@ -33,6 +33,16 @@ SENTENCES = [
     "東京は日本の首都です。",
     "ok",
     "The quick brown fox jumps over the lazy dog while the farmer watches from the porch of his old wooden house.",
+    "a",
+    "I 😍 this 🍕🍕 so much!!! 🎉",
+    "def add(a, b):\n    return a + b  # sum",
+    "SELECT name, COUNT(*) FROM users WHERE age > 30 GROUP BY name;",
+    "北京是中国的首都，也是一座历史悠久的城市。",
+    "LOL that's sooo funny 😂😂",
+    "Привет, как дела?",
+    " ".join(["When the people of the town came back after the first long day of work, they said that the new road "
+              "was good, that the old bridge would have to go, and that nobody could think of a better way to spend "
+              "the money they had saved over the year for the school, the market and the small hospital."] * 3),
 ]
 QUERIES = {
     "A man is eating pasta.": [0, 1],
@@ -67,33 +77,40 @@ def torch_embeddings():
     model = AutoModel.from_pretrained(_source()).eval()
 
     def embed(texts):
-        batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        with torch.no_grad():
-            hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        vectors = (hidden * mask).sum(1) / mask.sum(1)
-        return torch.nn.functional.normalize(vectors, dim=-1).numpy()
+        vectors = []
+        for text in texts:  # one at a time: fp32 torch is the reference, padding plays no part in it
+            batch = tokenizer([text], truncation=True, return_tensors="pt")
+            with torch.no_grad():
+                vectors.append(model(**batch).last_hidden_state[0].mean(dim=0))
+        return torch.nn.functional.normalize(torch.stack(vectors), dim=-1).numpy()
 
     return embed
 
 
-def test_int8_embeddings_keep_cosine(minilm, torch_embeddings):
+@pytest.mark.parametrize("batch_size", [1, 32])
+def test_int8_embeddings_keep_cosine(minilm, torch_embeddings, batch_size):
+    """Worst cosine to torch >= 0.99 one at a time and in one padded batch (per-token activation scales: measured
+    0.995 / 0.992 on an AVX-512 VNNI Xeon, the same under an emulated AVX2 CPU; per-tensor scales gave 0.975 in the
+    batch)."""
     from onnxpipe import pipeline
+    from onnxpipe.cpu import this_cpu
 
     embed = pipeline("feature-extraction", model=str(minilm), pooling="mean", normalize=True, return_tensors=True)
     assert embed.model_path.name == "model_quantized.onnx"
-    ours = np.stack(embed(SENTENCES))
+    assert len(SENTENCES) == 32
+    ours = np.stack(embed(SENTENCES, batch_size=batch_size))
     ref = torch_embeddings(SENTENCES)
     cosines = (ours * ref).sum(axis=1)
-    assert cosines.min() >= 0.99, dict(zip(SENTENCES, cosines.round(4)))
+    assert cosines.min() >= 0.99, (this_cpu().describe(), dict(zip(SENTENCES, cosines.round(4))))
 
 
 def test_known_similarity_and_ranking_unchanged(minilm, torch_embeddings):
     from onnxpipe import pipeline
 
     embed = pipeline("feature-extraction", model=str(minilm), pooling="mean", normalize=True, return_tensors=True)
-    docs = np.stack(embed(SENTENCES))
-    ref_docs = torch_embeddings(SENTENCES)
+    documents = SENTENCES[:24]  # the everyday sentences the QUERIES' relevant sets were written for
+    docs = np.stack(embed(documents))
+    ref_docs = torch_embeddings(documents)
     # the published figure for this pair (fp32 torch) is 0.7553
     assert abs(float(ref_docs[0] @ ref_docs[1]) - 0.7553) < 1e-3
     assert abs(float(docs[0] @ docs[1]) - 0.7553) < 0.02

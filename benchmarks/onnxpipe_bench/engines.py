@@ -98,7 +98,11 @@ def lever_session_options(settings: dict[str, Any]) -> Any:
     """onnxruntime SessionOptions for a lever variant: level, threads, spinning, mem_pattern, arena."""
     import onnxruntime as ort
 
+    from onnxpipe.cpu import this_cpu
+
     options = ort.SessionOptions()
+    for key, value in this_cpu().session_config().items():  # as onnxpipe's own sessions on this CPU class
+        options.add_session_config_entry(key, value)
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings.get("level", "ORT_ENABLE_ALL"))
     if settings.get("threads"):
         options.intra_op_num_threads = settings["threads"]

@@ -94,7 +94,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     from .optimize import Fusion, fuse
     from .calibration import build_calibration
     from .quantize import write_variant
-    from .record import onnx_file_entry, source_entry, support_entries
+    from .record import onnx_file_entry, source_entry, stored_validation, support_entries, with_acceptance
     from .source import resolve_source
     from .tasks import recipe_for_checkpoint
     from .support import copy_support_files
@@ -132,13 +132,15 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
             quantization[dtype] = write_variant(dtype, fp32_path, path, calibration)
             if choice.reference is not None:  # reduced precision is reported (tolerance None), never refused
                 outputs = check.onnx_outputs(path, recipe, choice.samples)
-                validations[dtype] = check.compare(outputs, choice.reference, recipe, choice.samples)
+                validations[dtype] = with_acceptance(check.compare(outputs, choice.reference, recipe, choice.samples))
                 warning = check.quality_warning(path.name, validations[dtype])
                 if warning:
                     notes.append(warning)
 
     with progress.step("write folder"):
         support = copy_support_files(source.path, plain.parent, staging)
+        if choice.reference is not None:
+            validations["fp32"] = with_acceptance(choice.figures)
         written = ["fp32", *(d for d in plan.dtypes if d != "fp32")]
         manifest: dict[str, Any] = {
             "task": recipe.task,
@@ -152,7 +154,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
                 for d in written
             },
             "support_files": support_entries(staging, support),
-            "validation": {"inputs": choice.samples.description} if choice.reference is not None else None,
+            "validation": stored_validation(staging, recipe, choice) if choice.reference is not None else None,
         }
         limitations = export_limitations(recipe, source.config)
         if limitations:

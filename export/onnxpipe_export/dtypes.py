@@ -16,7 +16,11 @@ NOT_YET: dict[str, str] = {
 # dtype -> the manifest's `quantization` entry for its file
 QUANTIZATION: dict[str, Optional[dict[str, Any]]] = {
     "fp32": None,
-    "int8": {"method": "dynamic", "weight_type": "QInt8", "per_channel": True},
+    "int8": {
+        "method": "dynamic", "weight_type": "QInt8", "per_channel": True, "weight_symmetric": False,
+        "activations": "per token for weight MatMuls, per tensor for fused attention",
+        "x86_without_vnni": "session.x64quantprecision=1 (set by the runtime)",
+    },
     "fp16": {"method": "fp16", "keep_io_types": True},
 }
 

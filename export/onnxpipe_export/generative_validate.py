@@ -48,7 +48,9 @@ class OrtDecoder:
     def __init__(self, decoder: Path, encoder: Optional[Path] = None):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
+        from onnxpipe.session import session_options
+
+        options = session_options()  # the runtime's settings for this CPU class
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(decoder), options, providers=["CPUExecutionProvider"])
         self.encoder = (

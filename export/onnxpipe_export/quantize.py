@@ -28,16 +28,21 @@ def _convs_kept_fp32(path: Path) -> list[str]:
 
 
 def quantize_int8(fp32_path: Path, output_path: Path, calibration: Sequence[Batch] = ()) -> dict[str, Any]:
-    """Dynamic int8 quantization: QInt8 weights, per output channel, activations quantized at run time.
+    """Dynamic int8 that is right on every CPU class: QInt8 weights per output channel with a zero point each
+    (asymmetric: all 256 levels), activations quantized at run time with one scale per token (per_token.py).
 
-    With calibration batches, MatMul inputs are first smoothed (smooth.py) so activation outliers do not
-    eat the int8 range: on a real MiniLM the worst mean-pooled cosine to torch goes from 0.978 to ~0.99.
-    Per-channel beats per-tensor (~0.92-0.97). DefaultTensorType lets the quantizer handle fused contrib
-    ops whose output types it cannot infer.
+    With calibration batches, MatMul inputs are first smoothed (smooth.py) so activation outliers do not eat the
+    int8 range. Measured on real all-MiniLM-L6-v2, 32 varied sentences, worst cosine to torch one at a time / in
+    one padded batch of 32: symmetric weights and per-tensor activations (the recipe before) 0.988 / 0.973;
+    asymmetric weights 0.995 / 0.975; plus per-token activations 0.995 / 0.992, at about 10% more time at
+    1 x 128 tokens. On x86 CPUs without VNNI the runtime sets `session.x64quantprecision=1` (onnxpipe.cpu), so the
+    same file gives the same numbers there. DefaultTensorType lets the quantizer handle fused contrib ops whose
+    output types it cannot infer.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from .per_token import per_token_activations
     from .smooth import SMOOTH_ALPHA, activation_maxima, smooth_matmuls
 
     settings: dict[str, Any] = dict(QUANTIZATION["int8"] or {})
@@ -52,17 +57,21 @@ def quantize_int8(fp32_path: Path, output_path: Path, calibration: Sequence[Batc
     kept = _convs_kept_fp32(source)
     if kept:
         settings["fp32_convs"] = len(kept)
+    dynamic = output_path.with_name(output_path.stem + "_dynamic.onnx")
     quantize_dynamic(
         str(source),
-        str(output_path),
+        str(dynamic),
         weight_type=QuantType.QInt8,
         per_channel=True,
         use_external_data_format=_size_with_data(fp32_path) > EXTERNAL_DATA_THRESHOLD,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": False},
         nodes_to_exclude=kept,
     )
-    if source != fp32_path:
-        for path in [source, *side_files(source)]:
+    model = onnx.load(str(dynamic))
+    settings["per_token_inputs"] = per_token_activations(model)
+    save_model(model, output_path)
+    for scratch in {source, dynamic} - {fp32_path}:
+        for path in [scratch, *side_files(scratch)]:
             path.unlink()
     return settings
 

@@ -41,3 +41,28 @@ def source_entry(model: str, revision: Optional[str], config: dict[str, Any]) ->
         "architectures": config.get("architectures") or [],
         "model_type": config.get("model_type"),
     }
+
+
+def with_acceptance(figures: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A file's validation figures plus the bound `onnxpipe check` holds them to on other machines."""
+    from onnxpipe.validation import acceptance
+
+    return None if figures is None else {**figures, "acceptance": acceptance(figures)}
+
+
+def stored_validation(folder: Path, recipe: Any, choice: Any) -> dict[str, Any]:
+    """Write the validation inputs and torch's outputs to the folder (validation.npz) and return the manifest's
+    `validation` block: what the inputs were, how outputs are compared, the references file and its sha256, and
+    the CPU the figures were measured on (int8 figures depend on it)."""
+    from onnxpipe.cpu import this_cpu
+    from onnxpipe.validation import REFERENCES_NAME, save_references
+
+    from .validate import comparison_of
+
+    path = save_references(folder / REFERENCES_NAME, [b.feeds for b in choice.samples.batches], choice.reference)
+    return {
+        "inputs": choice.samples.description,
+        "comparison": comparison_of(recipe).manifest_entry(),
+        "references": {"file": REFERENCES_NAME, **file_info(path)},
+        "measured_on": this_cpu().manifest_entry(),
+    }

@@ -42,7 +42,14 @@ def format_summary(output: str, manifest: dict[str, Any], warnings: Sequence[str
         lines.append(f"  fusion ({optimization['ort_model_type']}): {fused}")
     else:
         lines.append(f"  fusion: none, {optimization['reason']}")
-    if manifest["validation"]:
-        lines.append(f"  validated on: {manifest['validation']['inputs']}")
+    validation = manifest["validation"]
+    if validation:
+        lines.append(f"  validated on: {validation['inputs']}")
+        if validation.get("measured_on"):
+            cpu = validation["measured_on"]
+            lines.append(
+                f"  measured on CPU class {cpu['class']} ({' '.join(cpu['flags']) or 'no int8 flags'}); "
+                f"re-check on the deployment machine: onnxpipe check {output}"
+            )
     lines.extend(f"  WARNING: {w}" for w in warnings)
     return "\n".join(lines)

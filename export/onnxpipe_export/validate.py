@@ -9,6 +9,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.validation import Comparison, batch_mask, fp32_tolerance, run_file, stacked
+from onnxpipe.validation import compare as compare_outputs
+
 from .errors import ConversionError, first_line
 from .tasks import ExportTask
 
@@ -36,9 +40,6 @@ MAX_TOKENS = 128
 # real all-MiniLM-L6-v2 with these samples: per-channel int8 gives 0.954 (on "ok") to 0.994, per-tensor int8
 # (the failure this guards against) 0.86 to 0.97, fp16 1.0000.
 MIN_COSINE_WARN = 0.93
-FP32_RELATIVE_TOLERANCE = 1e-4
-
-_ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,7 @@ class Batch:
     @property
     def mask(self) -> np.ndarray:
         """The attention mask; all ones when the tokenizer gives none (one column per image for image batches)."""
-        if "attention_mask" in self.feeds:
-            return self.feeds["attention_mask"]
-        if "input_ids" not in self.feeds:
-            return np.ones((len(next(iter(self.feeds.values()))), 1), dtype=np.int64)
-        return np.ones_like(self.feeds["input_ids"])
+        return batch_mask(self.feeds)
 
 
 @dataclass(frozen=True)
@@ -140,63 +137,26 @@ class TorchReference:
             for batch in samples.batches:
                 kwargs = {k: torch.from_numpy(v) for k, v in batch.feeds.items() if k in self._accepted}
                 out = self.model(**kwargs)
-                results.append(_stacked([out[name].float().numpy() for name in self.recipe.outputs]))
+                results.append(stacked([out[name].float().numpy() for name in self.recipe.outputs]))
         return results
 
 
-def _stacked(values: list[np.ndarray]) -> np.ndarray:
-    """One output as it is; several stacked on a new last axis (start and end logits), or joined on the last
-    axis when their last sizes differ (detection logits and boxes), per query when their ranks differ (DETR
-    panoptic class logits (B, Q, C) and mask logits (B, Q, H, W))."""
-    if len(values) == 1:
-        return values[0]
-    if len({v.shape for v in values}) == 1:
-        return np.stack(values, axis=-1)
-    if len({v.ndim for v in values}) > 1:
-        values = [v.reshape(*v.shape[:2], -1) for v in values]
-    return np.concatenate(values, axis=-1)
+def comparison_of(recipe: ExportTask) -> Comparison:
+    """How the runtime's validation compares this task's outputs (onnxpipe.validation)."""
+    return Comparison(tuple(recipe.outputs), recipe.token_level, recipe.metric, recipe.class_axis)
 
 
 def onnx_outputs(path: Path, recipe: ExportTask, samples: Samples) -> list[np.ndarray]:
-    """Run an ONNX file on CPU with onnxruntime, feeding only the inputs its graph declares."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    missing = [name for name in recipe.outputs if name not in names]
-    if missing:
-        raise ConversionError(f"{path.name} has outputs {names}, not {missing} as task {recipe.task!r} needs.")
-    results = []
-    for batch in samples.batches:
-        feeds = {}
-        for spec in session.get_inputs():
-            if spec.name in batch.feeds:
-                value = batch.feeds[spec.name]
-            elif spec.name == "token_type_ids":
-                value = np.zeros_like(batch.feeds["input_ids"])
-            else:
-                raise ConversionError(f"{path.name} needs input {spec.name!r}, which the tokenizer does not produce.")
-            feeds[spec.name] = value.astype(_ORT_INT_TYPES.get(spec.type, value.dtype), copy=False)
-        values = session.run(list(recipe.outputs), feeds)
-        results.append(_stacked([v.astype(np.float32, copy=False) for v in values]))
-    return results
-
-
-def _compared(values: np.ndarray, batch: Batch, token_level: bool) -> np.ndarray:
-    return values[batch.mask.astype(bool)] if token_level else values
+    """Run an ONNX file on CPU with onnxruntime and the runtime's session settings for this CPU class."""
+    try:
+        return run_file(path, comparison_of(recipe), [b.feeds for b in samples.batches])
+    except InvalidInputError as exc:
+        raise ConversionError(f"{exc} (task {recipe.task!r})") from exc
 
 
 def tolerance(reference: list[np.ndarray], recipe: ExportTask, samples: Samples) -> float:
     """The fp32 tolerance: 1e-4 times the reference's largest magnitude (at least 1), as differences scale with it."""
-    peak = max(float(np.abs(_compared(r, b, recipe.token_level)).max()) for r, b in zip(reference, samples.batches))
-    return FP32_RELATIVE_TOLERANCE * max(1.0, peak)
-
-
-def _mean_pool(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    weights = mask[..., None].astype(np.float64)
-    return (values * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+    return fp32_tolerance(reference, [b.mask for b in samples.batches], recipe.token_level)
 
 
 def compare(
@@ -207,29 +167,7 @@ def compare(
     tolerance: Optional[float] = None,
 ) -> dict[str, Optional[float]]:
     """Figures of one file against the reference: max_abs_diff, tolerance, and top1_agreement or min_cosine."""
-    diffs, agree, rows, cosines = [], 0, 0, []
-    for out, ref, batch in zip(outputs, reference, samples.batches):
-        ours, theirs = _compared(out, batch, recipe.token_level), _compared(ref, batch, recipe.token_level)
-        diffs.append(float(np.abs(ours - theirs).max()))
-        if recipe.metric == "top1":  # argmax over the class axis, per row (per real token / query / pixel)
-            ours, theirs = np.moveaxis(ours, recipe.class_axis, -1), np.moveaxis(theirs, recipe.class_axis, -1)
-            agree += int((ours.argmax(axis=-1) == theirs.argmax(axis=-1)).sum())
-            rows += int(np.prod(ours.shape[:-1]))  # every argmax position (e.g. each detection query)
-        elif recipe.metric == "span":  # argmax over the real tokens of each row, per stacked output (QA start/end)
-            masked = np.where(batch.mask.astype(bool)[..., None], 1.0, -np.inf)
-            agree += int(((out * masked).argmax(axis=1) == (ref * masked).argmax(axis=1)).sum())
-            rows += out.shape[0] * out.shape[-1]
-        else:
-            a, b = _mean_pool(out, batch.mask), _mean_pool(ref, batch.mask)
-            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            cosines.extend(((a * b).sum(axis=1) / np.maximum(norms, 1e-12)).tolist())
-    figures: dict[str, Optional[float]] = {"max_abs_diff": max(diffs), "tolerance": tolerance}
-    if recipe.metric in ("top1", "span"):
-        figures["top1_agreement"] = agree / rows
-    else:
-        figures["min_cosine"] = float(min(cosines))
-        figures["mean_cosine"] = float(np.mean(cosines))
-    return figures
+    return compare_outputs(outputs, reference, [b.mask for b in samples.batches], comparison_of(recipe), tolerance)
 
 
 def quality_warning(name: str, figures: dict[str, Any]) -> Optional[str]:

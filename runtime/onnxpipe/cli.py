@@ -73,6 +73,25 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print what this machine gives onnxpipe: versions, execution providers, CPU class and the int8 settings."""
+    import onnxruntime as ort
+
+    from . import __version__
+    from .cpu import this_cpu
+
+    print(f"onnxpipe {__version__}, onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
+    print(f"CPU class: {this_cpu().describe()}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Measure every file of an export folder on its stored references, on this CPU; 1 when one misses its bound."""
+    from .check import run_check
+
+    return run_check(args.folder, as_json=args.json)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline on texts from the command line (or stdin lines) and print JSON."""
     from .registry import pipeline
@@ -129,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxpipe", description="Hugging Face pipelines on onnxruntime, without torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list tasks and aliases").set_defaults(func=cmd_tasks)
+    sub.add_parser("info", help="versions, execution providers, CPU class and its int8 settings").set_defaults(func=cmd_info)
+    check = sub.add_parser("check", help="re-measure an export folder's files against its stored torch references, here")
+    check.add_argument("folder", help="a folder written by `onnxpipe export`")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(func=cmd_check)
     run = sub.add_parser("run", help="run a pipeline and print JSON")
     run.add_argument("task", help="task name or alias, e.g. sentiment-analysis")
     run.add_argument("inputs", nargs="*", help="input texts (default: one per line on stdin)")

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
+from .cpu import CpuInfo, this_cpu
 from .huge_pages import HugePageWatch
 
 CPU = "CPUExecutionProvider"
@@ -74,11 +75,14 @@ def gpu_install_hint() -> str:
     return "Install the CUDA build with: pip install 'onnxpipe[gpu]' && pip install --force-reinstall --no-deps onnxruntime-gpu"
 
 
-def session_options(intra_op_num_threads: Optional[int] = None) -> "Any":
-    """onnxruntime SessionOptions with full graph optimization and an optional intra-op thread count."""
+def session_options(intra_op_num_threads: Optional[int] = None, cpu: Optional[CpuInfo] = None) -> "Any":
+    """onnxruntime SessionOptions with full graph optimization, an optional intra-op thread count, and the
+    settings that keep int8 right on this CPU class (cpu.py; `cpu` defaults to this machine's)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    for key, value in (cpu or this_cpu()).session_config().items():
+        options.add_session_config_entry(key, value)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if intra_op_num_threads is not None:
         if not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 0:
