@@ -9,7 +9,7 @@ import pytest
 import audio_checkpoints as ac
 from onnxpipe import pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.resample import resample
+from onnxpipe.audio.resample import resample
 from parity import assert_same
 
 TASK = "audio-classification"

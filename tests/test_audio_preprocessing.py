@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import audio_checkpoints as ac
-from onnxpipe.audio import feature_extractor_from_config
-from onnxpipe.audio_io import load_audio
-from onnxpipe.ctc import CTCVocabulary
+from onnxpipe.audio.features import feature_extractor_from_config
+from onnxpipe.audio.inputs import load_audio
+from onnxpipe.text.ctc import CTCVocabulary
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
-from onnxpipe.resample import resample
-from onnxpipe.wav import read_wav
+from onnxpipe.audio.resample import resample
+from onnxpipe.audio.wav import read_wav
 
 ATOL = 1e-4  # DESIGN.md: preprocessing equal to transformers within 1e-4
 

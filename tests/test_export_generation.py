@@ -23,7 +23,7 @@ import checkpoints  # noqa: E402
 import generation_checkpoints as gc  # noqa: E402
 from onnxpipe.errors import IntegrityError  # noqa: E402
 from onnxpipe.manifest import sha256_file  # noqa: E402
-from onnxpipe.model import ModelFolder  # noqa: E402
+from onnxpipe.model_folder import ModelFolder  # noqa: E402
 from onnxpipe_export import cli, export  # noqa: E402
 from onnxpipe_export import generative_validate  # noqa: E402
 from onnxpipe_export.errors import ExportQualityWarning, UnsupportedDtypeError, UnsupportedTaskError, ValidationError  # noqa: E402

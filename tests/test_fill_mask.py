@@ -13,7 +13,7 @@ import pytest
 from checkpoints import CORPUS, LONG_TEXT, VARIED_TEXTS
 from onnxpipe import pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.text import clean_up_tokenization
+from onnxpipe.text.tokenizer import clean_up_tokenization
 from parity import assert_same
 
 # int8 on hidden-size-32 random models, measured over 72 texts (VARIED_TEXTS + CORPUS, middle word masked):

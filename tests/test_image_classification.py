@@ -138,7 +138,7 @@ def test_missing_preprocessor_config_is_named(vision_models, tmp_path):
 
 
 def test_best_indices_order_ties_as_transformers_stable_sort():
-    from onnxpipe.tasks.common_text import best_indices
+    from onnxpipe.tasks.text_base import best_indices
 
     scores = np.array([0.1, 0.3, 0.3, 0.05, 0.3, 0.25], dtype=np.float32)
     dicts = [{"i": i, "score": float(s)} for i, s in enumerate(scores)]
@@ -149,7 +149,7 @@ def test_best_indices_order_ties_as_transformers_stable_sort():
 
 
 def test_best_indices_over_a_vocabulary_keep_every_tie_of_the_cut():
-    from onnxpipe.tasks.common_text import best_indices
+    from onnxpipe.tasks.text_base import best_indices
 
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 50, 30000).astype(np.float32)  # many ties everywhere, including at the k-th score

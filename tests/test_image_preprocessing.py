@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
-from onnxpipe.image import ImageProcessor, load_image, pad_batch
+from onnxpipe.vision.images import ImageProcessor, load_image, pad_batch
 from vision_checkpoints import picture, sample_images
 
 
@@ -167,8 +167,8 @@ def test_pillow_is_imported_only_by_image_code():
 
     root = pathlib.Path(onnxpipe.__file__).parent
     pattern = re.compile(r"^\s*(import|from)\s+PIL\b", re.M)
-    assert [p.name for p in root.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))] == ["image.py"]
-    code = "import sys, onnxpipe, onnxpipe.registry; print('PIL' in sys.modules)"
+    assert [p.name for p in root.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))] == ["images.py"]
+    code = "import sys, onnxpipe, onnxpipe.registry, onnxpipe.pipelines; print('PIL' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from checkpoints import VARIED_TEXTS
 from onnxpipe import pipeline
-from onnxpipe.model import ModelFolder, normalize_dtype
+from onnxpipe.model_folder import ModelFolder, normalize_dtype
 from parity import assert_same
 
 

@@ -15,7 +15,7 @@ from onnxpipe.generation.io_binding import BindingPlan, BoundRunner, plan_step
 from onnxpipe.generation.kv_cache import CacheLayout, position_ids
 from onnxpipe.generation.onnx_decoder import OnnxDecoder
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
-from onnxpipe.model import ModelFolder
+from onnxpipe.model_folder import ModelFolder
 from onnxpipe.session import OnnxSession
 
 ATOL = 1e-4  # ONNX vs torch fp32 on these tiny large-init models: ~2e-5 measured on logits of magnitude ~10

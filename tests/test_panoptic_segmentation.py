@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from onnxpipe.errors import InvalidOptionError
-from onnxpipe.tasks.segmentation_maps import detr_segments, detr_semantic_map
+from onnxpipe.tasks.image_segmentation_maps import detr_segments, detr_semantic_map
 from vision_checkpoints import picture, sample_images
 
 OPTION_SETS = [

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from onnxpipe import pipeline  # noqa: E402
 from onnxpipe.errors import InvalidInputError  # noqa: E402
-from onnxpipe.image import load_image  # noqa: E402
+from onnxpipe.vision.images import load_image  # noqa: E402
 from onnxpipe.media_sources import MediaSources  # noqa: E402
 from onnxpipe.serving.app import create_app  # noqa: E402
 from onnxpipe.serving.command import build_parser  # noqa: E402

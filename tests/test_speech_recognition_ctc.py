@@ -12,7 +12,7 @@ import pytest
 import audio_checkpoints as ac
 from onnxpipe import pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.resample import resample
+from onnxpipe.audio.resample import resample
 from parity import assert_same
 
 TASK = "automatic-speech-recognition"

@@ -69,7 +69,7 @@ def test_tiny_model_is_not_degenerate(whisper):
 def test_language_detection_matches_transformers_and_follows_the_audio(whisper):
     import torch
 
-    from onnxpipe.tasks.whisper_generation import EncodedWindows
+    from onnxpipe.tasks.whisper.generation import EncodedWindows
 
     ours, reference, _ = whisper
     features = np.concatenate([ours.extractor([clip])["input_features"] for clip in CLIPS.values()])
@@ -238,7 +238,7 @@ def test_timestamp_rules_match_transformers_processor(whisper):
     from transformers import GenerationConfig
     from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
 
-    from onnxpipe.tasks.whisper_timestamps import TimestampRules
+    from onnxpipe.tasks.whisper.timestamps import TimestampRules
 
     ours, reference, _ = whisper
     settings = json.loads((whisper[2].onnx / "generation_config.json").read_text())
@@ -262,7 +262,7 @@ def test_chunk_merging_matches_transformers_decode_asr(whisper):
     import torch
     from transformers.models.whisper.tokenization_whisper import _decode_asr, _find_longest_common_sequence
 
-    from onnxpipe.tasks.whisper_decode import Window, decode_asr, longest_common_sequence
+    from onnxpipe.tasks.whisper.decode import Window, decode_asr, longest_common_sequence
 
     ours, reference, _ = whisper
     tokenizer = reference.tokenizer

@@ -11,7 +11,7 @@ import pytest
 from generation_checkpoints import GENERATION_PROMPTS
 from onnxpipe import pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, UnknownTaskError
-from onnxpipe.model import ModelFolder
+from onnxpipe.model_folder import ModelFolder
 from onnxpipe.registry import normalize_task
 
 TEXTS = list(GENERATION_PROMPTS[:5])

@@ -11,8 +11,8 @@ from generation_checkpoints import GENERATION_PROMPTS
 from onnxpipe import pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
 from onnxpipe.generation.streaming import TextStreamer
-from onnxpipe.model import ModelFolder
-from onnxpipe.tasks.chat_template import ChatTemplate
+from onnxpipe.model_folder import ModelFolder
+from onnxpipe.tasks.text_generation_chat import ChatTemplate
 
 GREEDY = {"do_sample": False, "max_new_tokens": 10}
 PROMPTS = list(GENERATION_PROMPTS[:5])  # ascii, accents, CJK, emoji

@@ -72,7 +72,7 @@ def test_pipeline_skips_the_hash_of_a_stamped_file_and_still_catches_corruption(
     assert len(list(cache.glob("*.json"))) == 1
 
     hashed = []
-    monkeypatch.setattr("onnxpipe.model.sha256_file", lambda path: hashed.append(path) or sha256_file(path))
+    monkeypatch.setattr("onnxpipe.model_folder.sha256_file", lambda path: hashed.append(path) or sha256_file(path))
     pipeline("text-classification", model=str(folder), dtype="fp32")
     assert hashed == []  # the stamp vouched for the unchanged file
 

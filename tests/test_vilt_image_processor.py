@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from onnxpipe.errors import InvalidInputError
-from onnxpipe.image import ImageProcessor, load_image, pad_batch
+from onnxpipe.vision.images import ImageProcessor, load_image, pad_batch
 from vision_checkpoints import picture, sample_images
 
 IMAGES = [*sample_images(), Image.fromarray(picture(200, 60, 4)), Image.fromarray(picture(31, 1000, 6)),

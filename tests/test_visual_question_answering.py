@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.image import load_image
+from onnxpipe.vision.images import load_image
 from parity import assert_same
 from vision_checkpoints import ANSWERS, picture, sample_images
 

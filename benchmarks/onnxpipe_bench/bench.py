@@ -75,7 +75,7 @@ def _installed(module: str) -> bool:
 
 def resolve_model(options: BenchOptions) -> tuple[Any, str, dict[str, Path]]:
     """(model folder, canonical task, dtype -> ONNX file) for the options; files are checked against the manifest."""
-    from onnxpipe.model import ModelFolder, normalize_dtype
+    from onnxpipe.model_folder import ModelFolder, normalize_dtype
     from onnxpipe.registry import normalize_task
     from onnxpipe.session import parse_device
 

@@ -114,9 +114,9 @@ for name in ("torch", "transformers", "optimum", "onnxpipe_export"):
 import numpy, onnxruntime, tokenizers
 t1 = time.perf_counter()
 from onnxpipe import pipeline
-from onnxpipe.model import ModelFolder
+from onnxpipe.model_folder import ModelFolder
 from onnxpipe.session import OnnxSession
-from onnxpipe.text import TextEncoder
+from onnxpipe.text.tokenizer import TextEncoder
 t2 = time.perf_counter()
 folder = ModelFolder.open(sys.argv[1])
 path = folder.onnx_file(sys.argv[2])

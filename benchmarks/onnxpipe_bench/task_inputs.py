@@ -14,7 +14,7 @@ from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
 
 def max_tokens(folder: Any) -> Optional[int]:
     """The longest input (in tokens) the model takes."""
-    from onnxpipe.text import _max_length
+    from onnxpipe.text.tokenizer import _max_length
 
     return _max_length(folder.read_json("tokenizer_config.json"), folder.config)
 

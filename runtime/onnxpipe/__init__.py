@@ -1,6 +1,7 @@
 """onnxpipe: transformers pipelines on onnxruntime, without torch."""
 
-from .registry import list_tasks, pipeline
+from onnxpipe.pipelines import pipeline
+from onnxpipe.registry import list_tasks
 
 __version__ = "0.1.0"
 

@@ -16,8 +16,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .errors import ExportDependencyError, OnnxpipeError
-from .registry import ALIASES, TASKS
+from onnxpipe.errors import ExportDependencyError, OnnxpipeError
+from onnxpipe.registry import ALIASES, TASKS
 
 EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "onnx")
 EXPORT_INSTALL = "pip install 'onnxpipe[export]'"
@@ -77,8 +77,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print what this machine gives onnxpipe: versions, execution providers, CPU class and the int8 settings."""
     import onnxruntime as ort
 
-    from . import __version__
-    from .cpu import this_cpu
+    from onnxpipe import __version__
+    from onnxpipe.cpu import this_cpu
 
     print(f"onnxpipe {__version__}, onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
     print(f"CPU class: {this_cpu().describe()}")
@@ -87,14 +87,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Measure every file of an export folder on its stored references, on this CPU; 1 when one misses its bound."""
-    from .check import run_check
+    from onnxpipe.check import run_check
 
     return run_check(args.folder, as_json=args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline on texts from the command line (or stdin lines) and print JSON."""
-    from .registry import pipeline
+    from onnxpipe.pipelines import pipeline
 
     inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if args.json_input:
@@ -180,7 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if argv[:1] == ["bench"]:
             return cmd_bench(argv[1:])
         if argv[:1] == ["serve"]:  # in-process: it needs only the runtime and the serve extra, imported there
-            from .serving.command import main as cmd_serve
+            from onnxpipe.serving.command import main as cmd_serve
 
             return cmd_serve(argv[1:])
         parser = build_parser()

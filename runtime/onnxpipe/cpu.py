@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from .errors import InvalidOptionError
+from onnxpipe.errors import InvalidOptionError
 
 X86_VNNI = "x86-vnni"
 X86_NO_VNNI = "x86-no-vnni"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .errors import ModelNotFoundError
+from onnxpipe.errors import ModelNotFoundError
 
 METADATA_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "1_Pooling/*"]
 

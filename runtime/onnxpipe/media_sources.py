@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import InvalidInputError
+from onnxpipe.errors import InvalidInputError
 
 URL_PREFIXES = ("http://", "https://")
 

@@ -12,9 +12,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
-from .cpu import CpuInfo, this_cpu
-from .huge_pages import HugePageWatch
+from onnxpipe.errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
+from onnxpipe.cpu import CpuInfo, this_cpu
+from onnxpipe.huge_pages import HugePageWatch
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

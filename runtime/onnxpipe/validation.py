@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError
+from onnxpipe.errors import InvalidInputError
 
 REFERENCES_NAME = "validation.npz"
 FP32_RELATIVE_TOLERANCE = 1e-4
@@ -74,7 +74,7 @@ def run_file(path: Path, comparison: Comparison, batches: Sequence[Feeds]) -> li
     """Run an ONNX file on the CPU with the runtime's session settings; one stacked float32 output per batch."""
     import onnxruntime as ort
 
-    from .session import session_options
+    from onnxpipe.session import session_options
 
     options = session_options()
     options.log_severity_level = 3

@@ -1,9 +1,9 @@
 """Model-agnostic decoding in numpy: logits processors, greedy / sampling / beam search, streaming."""
 
-from .config import GenerationConfig, resolve_generation_config
-from .decoder import Decoder
-from .generate import generate
-from .streaming import TextIteratorStreamer, TextStreamer
+from onnxpipe.generation.config import GenerationConfig, resolve_generation_config
+from onnxpipe.generation.decoder import Decoder
+from onnxpipe.generation.generate import generate
+from onnxpipe.generation.streaming import TextIteratorStreamer, TextStreamer
 
 __all__ = [
     "Decoder",

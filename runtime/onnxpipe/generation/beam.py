@@ -13,10 +13,10 @@ from typing import Union
 
 import numpy as np
 
-from .processors import apply_processors
-from .warpers import log_softmax
-from .search import SearchInputs, StepRunner
-from .stopping import is_done
+from onnxpipe.generation.processors import apply_processors
+from onnxpipe.generation.warpers import log_softmax
+from onnxpipe.generation.search import SearchInputs, StepRunner
+from onnxpipe.generation.stopping import is_done
 
 _BIG = np.float32(1.0e9)
 

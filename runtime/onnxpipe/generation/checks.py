@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from ..errors import InvalidOptionError
+from onnxpipe.errors import InvalidOptionError
 
 
 def check_values(values: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-from ..errors import InvalidOptionError
-from .checks import check_values
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.generation.checks import check_values
 
 #: transformers' GenerationConfig() defaults for the options onnxpipe implements
 DEFAULTS: dict[str, Any] = {

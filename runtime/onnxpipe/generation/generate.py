@@ -11,13 +11,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from .beam import beam_search
-from .config import GenerationConfig
-from .decoder import Decoder
-from .processors import LogitsProcessor, build_processors
-from .search import SearchInputs, greedy_or_sample
-from .stopping import build_stopping
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.generation.beam import beam_search
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.generation.decoder import Decoder
+from onnxpipe.generation.processors import LogitsProcessor, build_processors
+from onnxpipe.generation.search import SearchInputs, greedy_or_sample
+from onnxpipe.generation.stopping import build_stopping
 
 
 def generation_lengths(config: GenerationConfig, prompt_length: int) -> tuple[int, int]:

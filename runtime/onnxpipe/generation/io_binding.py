@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .kv_cache import CacheLayout
+from onnxpipe.generation.kv_cache import CacheLayout
 
 LOGITS = "logits"
 ENCODER_HIDDEN = "encoder_hidden_states"

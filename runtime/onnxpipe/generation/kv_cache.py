@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..errors import CorruptModelError
+from onnxpipe.errors import CorruptModelError
 
 PAST_PREFIX = "past_key_values"
 PRESENT_PREFIX = "present"

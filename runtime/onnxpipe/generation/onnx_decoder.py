@@ -13,9 +13,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .io_binding import LOGITS, BoundRunner, plan_step
-from .kv_cache import CacheLayout, position_ids
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.generation.io_binding import LOGITS, BoundRunner, plan_step
+from onnxpipe.generation.kv_cache import CacheLayout, position_ids
 
 
 @dataclass(frozen=True)

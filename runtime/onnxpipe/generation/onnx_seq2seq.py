@@ -15,9 +15,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .io_binding import ENCODER_HIDDEN, LOGITS, BoundRunner, plan_step
-from .kv_cache import position_ids
-from .onnx_decoder import CacheState, check_mask, device_of, grown_history, graph_layout, last_logits, take_rows
+from onnxpipe.generation.io_binding import ENCODER_HIDDEN, LOGITS, BoundRunner, plan_step
+from onnxpipe.generation.kv_cache import position_ids
+from onnxpipe.generation.onnx_decoder import CacheState, check_mask, device_of, grown_history, graph_layout, last_logits, take_rows
 
 ENCODER_MASK = "encoder_attention_mask"
 

@@ -11,9 +11,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from .config import GenerationConfig
-from .warpers import NEG_INF, EpsilonCutoff, EtaCutoff, MinP, Temperature, TopK, TopP, Typical, log_softmax
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.generation.warpers import NEG_INF, EpsilonCutoff, EtaCutoff, MinP, Temperature, TopK, TopP, Typical, log_softmax
 
 LogitsProcessor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -13,11 +13,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from .decoder import Decoder, State
-from .processors import LogitsProcessor, apply_processors
-from .warpers import softmax
-from .stopping import Criterion, is_done
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.generation.decoder import Decoder, State
+from onnxpipe.generation.processors import LogitsProcessor, apply_processors
+from onnxpipe.generation.warpers import softmax
+from onnxpipe.generation.stopping import Criterion, is_done
 
 
 @dataclass

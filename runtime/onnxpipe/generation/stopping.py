@@ -11,8 +11,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from .config import GenerationConfig
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.generation.config import GenerationConfig
 
 Criterion = Callable[[np.ndarray], np.ndarray]
 

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
-from .batcher import Batcher, QueueFullError
-from .coalesce import Job, reserved_parameters
-from .config import ServeConfig
-from .metrics import ServerMetrics
-from .protocol import RequestError, parse_request, pipeline_error
+from onnxpipe import __version__
+from onnxpipe.serving.batcher import Batcher, QueueFullError
+from onnxpipe.serving.coalesce import Job, reserved_parameters
+from onnxpipe.serving.config import ServeConfig
+from onnxpipe.serving.metrics import ServerMetrics
+from onnxpipe.serving.protocol import RequestError, parse_request, pipeline_error
 
 TIMEOUT_HEADER = "x-request-timeout"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -180,7 +180,7 @@ def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
         body = await read_body(request, state.config.max_body_bytes)
         inputs, params, stream = parse_request(body, state.reserved[name])
         if stream:
-            from .streaming import stream_response
+            from onnxpipe.serving.streaming import stream_response
 
             return stream_response(state, name, state.pipe(name), inputs, params, deadline)
         [answer] = await state.infer(name, [Job(inputs, params)], deadline, timeout)
@@ -214,7 +214,7 @@ def describe(name: str, pipe: Any, source: str) -> dict[str, Any]:
 
 def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
     """The ASGI app serving already-loaded `pipes` (name -> pipeline) with `config`'s limits."""
-    from .embeddings import embeddings_route, openai_error
+    from onnxpipe.serving.embeddings import embeddings_route, openai_error
 
     state = ServerState(pipes, config)
     sources = {spec.name: spec.source for spec in config.models}

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
-from .coalesce import Coalescer, Job, Outcome
+from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
 
 
 class QueueFullError(Exception):

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .config import EMBEDDING_POOLINGS, ServeConfig
+from onnxpipe.serving.config import EMBEDDING_POOLINGS, ServeConfig
 
 SERVE_MODULES = ("starlette", "uvicorn")
 SERVE_INSTALL = "pip install 'onnxpipe[serve]'"
@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
         )
         if args.ray:
-            from .ray_app import RayOptions
+            from onnxpipe.serving.ray_app import RayOptions
 
             low = 1 if args.min_replicas is None else args.min_replicas
             ray_options = RayOptions(
@@ -100,9 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if args.ray:
-        from .ray_app import run as run_ray
+        from onnxpipe.serving.ray_app import run as run_ray
 
         return run_ray(config, ray_options)
-    from .server import run
+    from onnxpipe.serving.server import run
 
     return run(config)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ..media_sources import MediaSources
+from onnxpipe.media_sources import MediaSources
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 EMBEDDING_POOLINGS = ("mean", "cls")

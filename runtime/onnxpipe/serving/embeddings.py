@@ -10,11 +10,11 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .coalesce import Job
-from .protocol import RequestError, parse_json
+from onnxpipe.serving.coalesce import Job
+from onnxpipe.serving.protocol import RequestError, parse_json
 
 if TYPE_CHECKING:
-    from .app import ServerState
+    from onnxpipe.serving.app import ServerState
 
 TASK = "feature-extraction"
 FIELDS = ("input", "model", "encoding_format")
@@ -77,7 +77,7 @@ def encode(vector: list[float], encoding: str) -> Any:
 
 def embeddings_route(state: "ServerState") -> Callable[[Request], Any]:
     """The `/v1/embeddings` handler."""
-    from .app import deadline_of, read_body
+    from onnxpipe.serving.app import deadline_of, read_body
 
     params = {"pooling": state.config.embedding_pooling, "normalize": True}
 

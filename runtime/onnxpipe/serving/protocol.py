@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any, Optional
 
-from ..errors import InvalidInputError, InvalidOptionError
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
 
 log = logging.getLogger("onnxpipe.serve")
 BODY_FIELDS = ("inputs", "parameters", "stream")

@@ -20,9 +20,9 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .coalesce import Coalescer, Job, Outcome, reserved_parameters
-from .config import ModelSpec, ServeConfig
-from .protocol import RequestError, parse_inference, pipeline_error
+from onnxpipe.serving.coalesce import Coalescer, Job, Outcome, reserved_parameters
+from onnxpipe.serving.config import ModelSpec, ServeConfig
+from onnxpipe.serving.protocol import RequestError, parse_inference, pipeline_error
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class PipelineDeployment:
                  device: str = "cpu", threads: Optional[int] = None, max_batch_size: int = 32,
                  max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None,
                  allow_media_files: bool = False, allow_media_urls: bool = False):
-        from ..media_sources import MediaSources
-        from ..registry import pipeline
+        from onnxpipe.media_sources import MediaSources
+        from onnxpipe.pipelines import pipeline
 
         self.name, self.max_body_bytes, self.api_key = name, max_body_bytes, api_key
         self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads,

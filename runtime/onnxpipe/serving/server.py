@@ -10,9 +10,9 @@ from typing import Any
 
 import uvicorn
 
-from ..registry import pipeline
-from .app import create_app
-from .config import ServeConfig
+from onnxpipe.pipelines import pipeline
+from onnxpipe.serving.app import create_app
+from onnxpipe.serving.config import ServeConfig
 
 log = logging.getLogger("onnxpipe.serve")
 

@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator
 
 from starlette.responses import StreamingResponse
 
-from ..errors import InvalidInputError, InvalidOptionError
-from .protocol import RequestError, pipeline_error
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.serving.protocol import RequestError, pipeline_error
 
 
 def sse(data: Any) -> bytes:

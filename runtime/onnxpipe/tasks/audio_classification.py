@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .common_audio import AUDIO_OPTIONS, AudioPipeline
-from .common_text import FUNCTIONS, check_function_to_apply, check_top_k
+from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
+from onnxpipe.tasks.text_base import FUNCTIONS, check_function_to_apply, check_top_k
 
 
 class AudioClassificationPipeline(AudioPipeline):

@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..ctc import CTCVocabulary
-from ..errors import InvalidInputError, InvalidOptionError, OnnxpipeError
-from ..model import ModelFolder
-from .common_audio import AUDIO_OPTIONS, AudioPipeline
+from onnxpipe.text.ctc import CTCVocabulary
+from onnxpipe.errors import InvalidInputError, InvalidOptionError, OnnxpipeError
+from onnxpipe.model_folder import ModelFolder
+from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
 
 
 class UnsupportedModelError(OnnxpipeError, NotImplementedError):
@@ -51,7 +51,7 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
         """A Whisper folder gets a WhisperPipeline (whisper_asr.py) instead."""
         folder = ModelFolder.open(model)
         if cls is AutomaticSpeechRecognitionPipeline and folder.config.get("model_type") == "whisper":
-            from .whisper_asr import WhisperPipeline
+            from onnxpipe.tasks.whisper.pipeline import WhisperPipeline
 
             return WhisperPipeline(folder, task, *args, **kwargs)
         return super().__new__(cls)

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from ..text import EncodedBatch
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 
 POOLINGS = ("none", "mean", "cls")
 # output names of the token embeddings, by exporter: transformers/optimum, sentence-transformers

@@ -12,9 +12,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch, TextEncoder
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, best_indices, check_tokenizer_options, softmax
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch, TextEncoder
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, best_indices, check_tokenizer_options, softmax
 
 # transformers' truncation strategy names that mean something for a single text
 _TRUNCATION_NAMES = {"longest_first": True, "only_first": True, "do_not_truncate": False}

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .common_text import FUNCTIONS, best_indices, check_function_to_apply, check_top_k
+from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from onnxpipe.tasks.text_base import FUNCTIONS, best_indices, check_function_to_apply, check_top_k
 
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from ..image import mask_image
-from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .segmentation_maps import detr_segments, detr_semantic_map, upsampled_argmax
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.vision.images import mask_image
+from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from onnxpipe.tasks.image_segmentation_maps import detr_segments, detr_semantic_map, upsampled_argmax
 
 __all__ = ["ImageSegmentationPipeline", "upsampled_argmax"]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from .common_text import softmax
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from onnxpipe.tasks.text_base import softmax
 
 
 def corners(boxes: np.ndarray) -> np.ndarray:

@@ -13,11 +13,11 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch
-from .answer_spans import Window, answer
-from .common_text import TextPipeline
-from .qa_inputs import INPUT_KEYS, parse_inputs
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.tasks.question_answering_spans import Window, answer
+from onnxpipe.tasks.text_base import TextPipeline
+from onnxpipe.tasks.question_answering_inputs import INPUT_KEYS, parse_inputs
 
 _PADDINGS = {False: "do_not_pad", "do_not_pad": "do_not_pad", True: "longest", "longest": "longest", "max_length": "max_length"}
 _MAX_QUESTION_LEN = 64  # transformers' default; it has no effect with fast tokenizers, the only kind onnxpipe runs

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from ..generation.config import GenerationConfig
-from .text2text_generation import Text2TextGenerationPipeline
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.tasks.text2text_generation import Text2TextGenerationPipeline
 
 
 class SummarizationPipeline(Text2TextGenerationPipeline):

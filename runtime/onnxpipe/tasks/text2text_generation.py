@@ -13,11 +13,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..generation.config import GenerationConfig
-from ..generation.generate import generate, generation_lengths
-from ..generation.onnx_seq2seq import OnnxSeq2Seq
-from .generation_common import GenerationPipeline, first_stem
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.generation.generate import generate, generation_lengths
+from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
+from onnxpipe.tasks.generation_base import GenerationPipeline, first_stem
 
 
 class Text2TextGenerationPipeline(GenerationPipeline):

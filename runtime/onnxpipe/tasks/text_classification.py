@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch
-from .common_text import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options, check_top_k
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.tasks.text_base import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options, check_top_k
 
 _UNSET = "<unset>"  # transformers' "top_k not given" marker: results keep their legacy shape
 

@@ -13,11 +13,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..generation.generate import generate, generation_lengths
-from ..generation.onnx_decoder import OnnxDecoder
-from .chat_template import ChatTemplate
-from .generation_common import UNSET, GenerationPipeline, first_stem
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.generation.generate import generate, generation_lengths
+from onnxpipe.generation.onnx_decoder import OnnxDecoder
+from onnxpipe.tasks.text_generation_chat import ChatTemplate
+from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
 
 DECODER_STEMS = ("model", "decoder_model_merged", "decoder_model")
 

@@ -14,10 +14,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
-from .token_aggregation import (
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
+from onnxpipe.tasks.token_classification_entities import (
     STRATEGIES,
     WORD_STRATEGIES,
     TokenText,

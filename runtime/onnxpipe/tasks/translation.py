@@ -10,10 +10,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Union
 
-from ..errors import InvalidOptionError
-from ..generation.config import GenerationConfig
-from ..model import ModelFolder
-from .text2text_generation import Text2TextGenerationPipeline
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.model_folder import ModelFolder
+from onnxpipe.tasks.text2text_generation import Text2TextGenerationPipeline
 
 # tokenizers that choose languages per call (transformers' `_build_translation_inputs`): not supported
 MULTILINGUAL_TOKENIZERS = ("MBartTokenizer", "MBart50Tokenizer", "M2M100Tokenizer", "NllbTokenizer", "SeamlessM4TTokenizer")

@@ -8,11 +8,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..image import load_image
-from ..text import TextEncoder
-from .common_image import IMAGE_OPTIONS, ImagePipeline
-from .common_text import check_top_k
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.vision.images import load_image
+from onnxpipe.text.tokenizer import TextEncoder
+from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImagePipeline
+from onnxpipe.tasks.text_base import check_top_k
 
 PADDING = (False, True, "longest", "do_not_pad", "max_length")
 GRAPH_INPUTS = ("input_ids", "pixel_values")

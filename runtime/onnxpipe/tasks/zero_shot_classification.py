@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch
-from .common_text import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
 
 DEFAULT_TEMPLATE = "This example is {}."
 

@@ -6,10 +6,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from ..text import TextEncoder
-from .common_image import IMAGE_OPTIONS, ImageBatch, ImagePiece, ImagePipeline
-from .common_text import softmax
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.text.tokenizer import TextEncoder
+from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePiece, ImagePipeline
+from onnxpipe.tasks.text_base import softmax
 
 
 class ZeroShotImageClassificationPipeline(ImagePipeline):

@@ -13,8 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from ..errors import InvalidInputError, MissingModelFileError
-from ..model import ModelFolder
+from onnxpipe.errors import InvalidInputError, MissingModelFileError
+from onnxpipe.model_folder import ModelFolder
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "

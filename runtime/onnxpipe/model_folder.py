@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import hub, verified
-from .errors import IntegrityError, MissingModelFileError, ModelNotFoundError
-from .manifest import dtype_of_filename, read_manifest, sha256_file
-from .registry import normalize_task, task_from_architectures
+from onnxpipe import hub, verified
+from onnxpipe.errors import IntegrityError, MissingModelFileError, ModelNotFoundError
+from onnxpipe.manifest import dtype_of_filename, read_manifest, sha256_file
+from onnxpipe.registry import normalize_task, task_from_architectures
 
 ONNX_SUBFOLDERS = ("", "onnx")
 

@@ -13,13 +13,13 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError, MissingModelFileError
-from ..generation.config import GenerationConfig, known_options, resolve_generation_config
-from ..manifest import dtype_of_filename
-from ..model import ModelFolder
-from ..session import OnnxSession, parse_device
-from ..text import TextEncoder, clean_up_tokenization
-from .base import Pipeline
+from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
+from onnxpipe.generation.config import GenerationConfig, known_options, resolve_generation_config
+from onnxpipe.manifest import dtype_of_filename
+from onnxpipe.model_folder import ModelFolder
+from onnxpipe.session import OnnxSession, parse_device
+from onnxpipe.text.tokenizer import TextEncoder, clean_up_tokenization
+from onnxpipe.tasks.pipeline_base import Pipeline
 
 UNSET = object()  # a generation option the caller did not give (the model's and pipeline's defaults apply)
 
@@ -176,7 +176,7 @@ class GenerationPipeline(Pipeline):
         The pieces follow transformers' TextStreamer rules (whole words, held-back split characters) and
         concatenate to the generated text. Generation runs in a background thread; its errors are raised here.
         """
-        from ..generation.streaming import TextIteratorStreamer
+        from onnxpipe.generation.streaming import TextIteratorStreamer
 
         if "streamer" in kwargs:
             raise InvalidOptionError("stream() makes its own streamer; call the pipeline with streamer= to use yours.")

@@ -7,9 +7,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from ..image import ImageProcessor, load_image, pad_batch
-from .base import Pipeline
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.vision.images import ImageProcessor, load_image, pad_batch
+from onnxpipe.tasks.pipeline_base import Pipeline
 
 # options every image task takes: the URL fetch timeout in seconds (transformers' `timeout`)
 IMAGE_OPTIONS = {"timeout": None}

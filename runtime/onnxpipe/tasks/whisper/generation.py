@@ -13,14 +13,14 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..generation.config import GenerationConfig
-from ..generation.generate import generate, generation_lengths, special_tokens
-from ..generation.io_binding import ENCODER_HIDDEN
-from ..generation.onnx_decoder import CacheState
-from ..generation.onnx_seq2seq import OnnxSeq2Seq
-from .whisper_prompt import Language, PromptSettings, init_tokens
-from .whisper_timestamps import TIME_PRECISION, TimestampRules, retrieve_segments, strip_generated
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.generation.config import GenerationConfig
+from onnxpipe.generation.generate import generate, generation_lengths, special_tokens
+from onnxpipe.generation.io_binding import ENCODER_HIDDEN
+from onnxpipe.generation.onnx_decoder import CacheState
+from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
+from onnxpipe.tasks.whisper.prompt import Language, PromptSettings, init_tokens
+from onnxpipe.tasks.whisper.timestamps import TIME_PRECISION, TimestampRules, retrieve_segments, strip_generated
 
 WINDOW_FRAMES = 3000  # mel frames in a 30 s window: 2 (conv stride) * max_source_positions
 INPUT_STRIDE = 2  # mel frames per encoder position (conv1 stride 1 * conv2 stride 2)

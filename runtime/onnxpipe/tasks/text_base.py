@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..text import EncodedBatch, TextEncoder
-from .base import Pipeline
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.text.tokenizer import EncodedBatch, TextEncoder
+from onnxpipe.tasks.pipeline_base import Pipeline
 
 # tokenizer options every text task takes (transformers passes them through to the tokenizer)
 TOKENIZER_OPTIONS = {"truncation": True, "max_length": None}

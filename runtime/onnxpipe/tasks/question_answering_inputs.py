@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any, Iterator, Union
 
-from ..errors import InvalidInputError
+from onnxpipe.errors import InvalidInputError
 
 #: keyword arguments that carry inputs rather than options
 INPUT_KEYS = ("question", "context", "X", "data")

@@ -11,10 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..audio import feature_extractor_from_config
-from ..audio_io import load_audio
-from ..errors import InvalidOptionError
-from .base import Pipeline
+from onnxpipe.audio.features import feature_extractor_from_config
+from onnxpipe.audio.inputs import load_audio
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.tasks.pipeline_base import Pipeline
 
 # options every audio task takes: the URL fetch timeout in seconds
 AUDIO_OPTIONS = {"timeout": None}

@@ -10,8 +10,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InvalidOptionError
-from ..whisper_languages import LANGUAGES, TASKS, TO_LANGUAGE_CODE
+from onnxpipe.errors import InvalidOptionError
+from onnxpipe.tasks.whisper.languages import LANGUAGES, TASKS, TO_LANGUAGE_CODE
 
 Language = Union[None, str, Sequence[str]]
 

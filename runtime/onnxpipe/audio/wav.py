@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 
-from .errors import InvalidInputError
+from onnxpipe.errors import InvalidInputError
 
 PCM, FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
 

@@ -14,9 +14,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import InvalidInputError, MissingModelFileError
-from .kaldi import FRAME_LENGTH, kaldi_mel_filters, log_mel_fbank
-from .mel import log_mel_spectrogram, mel_filter_bank
+from onnxpipe.errors import InvalidInputError, MissingModelFileError
+from onnxpipe.audio.kaldi_fbank import FRAME_LENGTH, kaldi_mel_filters, log_mel_fbank
+from onnxpipe.audio.whisper_mel import log_mel_spectrogram, mel_filter_bank
 
 EPSILON = 1e-7  # transformers' zero_mean_unit_var_norm adds it to the variance
 

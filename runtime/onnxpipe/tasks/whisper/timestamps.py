@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..generation.warpers import NEG_INF, log_softmax
+from onnxpipe.generation.warpers import NEG_INF, log_softmax
 
 TIME_PRECISION = 0.02  # seconds per timestamp token (generate's time_precision)
 TIME_PRECISION_FEATURES = 0.01  # seconds per mel frame

@@ -24,8 +24,8 @@ try:
 except ImportError as exc:  # Pillow is the optional `vision` extra
     raise ImportError("Image tasks need Pillow: pip install 'onnxpipe[vision]' (or pip install pillow).") from exc
 
-from .errors import InvalidInputError, MissingModelFileError
-from .media_sources import MediaSources, describe, fetch_url
+from onnxpipe.errors import InvalidInputError, MissingModelFileError
+from onnxpipe.media_sources import MediaSources, describe, fetch_url
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
 # processor class -> how it resizes; every one then rescales, normalizes and puts channels first

@@ -17,13 +17,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError, MissingModelFileError
-from ..generation.onnx_seq2seq import OnnxSeq2Seq
-from .common_audio import AUDIO_OPTIONS, AudioPipeline
-from .generation_common import UNSET, GenerationPipeline, first_stem
-from .whisper_decode import WhisperVocabulary, Window, decode_asr
-from .whisper_generation import WhisperModel, WhisperSettings
-from .whisper_prompt import PromptSettings, check_language_and_task
+from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
+from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
+from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
+from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
+from onnxpipe.tasks.whisper.decode import WhisperVocabulary, Window, decode_asr
+from onnxpipe.tasks.whisper.generation import WhisperModel, WhisperSettings
+from onnxpipe.tasks.whisper.prompt import PromptSettings, check_language_and_task
 
 TIMESTAMP_PATTERN = re.compile(r"<\|(\d+\.\d+)\|>")
 #: Whisper's own generate() options (beside the generation options) the pipeline passes through
@@ -49,7 +49,7 @@ class WhisperPipeline(GenerationPipeline, AudioPipeline):
     }
 
     def __init__(self, model: Any, task: str, *args: Any, media_sources: Any = None, **kwargs: Any):
-        from ..media_sources import MediaSources
+        from onnxpipe.media_sources import MediaSources
 
         if media_sources is not None and not isinstance(media_sources, MediaSources):
             raise InvalidOptionError(

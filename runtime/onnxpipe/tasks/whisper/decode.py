@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..whisper_languages import LANGUAGES
+from onnxpipe.tasks.whisper.languages import LANGUAGES
 
 
 @dataclass(frozen=True)

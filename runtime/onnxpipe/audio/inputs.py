@@ -19,10 +19,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .media_sources import MediaSources, describe, fetch_url
-from .resample import resample
-from .wav import is_wav, read_wav
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.media_sources import MediaSources, describe, fetch_url
+from onnxpipe.audio.resample import resample
+from onnxpipe.audio.wav import is_wav, read_wav
 
 AUDIO_INPUT_TYPES = (
     "a file path or http(s) URL, the bytes of an audio file, a 1-D float numpy array at the model's sampling rate, "

@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .model import ModelFolder
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.model_folder import ModelFolder
 
 # transformers' sentinel for "no limit" (VERY_LARGE_INTEGER) and anything near it
 _NO_LIMIT = 10**8

@@ -10,11 +10,11 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..manifest import dtype_of_filename
-from ..media_sources import MediaSources
-from ..model import ModelFolder
-from ..session import OnnxSession, parse_device
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.manifest import dtype_of_filename
+from onnxpipe.media_sources import MediaSources
+from onnxpipe.model_folder import ModelFolder
+from onnxpipe.session import OnnxSession, parse_device
 
 
 class Pipeline:

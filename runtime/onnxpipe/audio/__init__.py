@@ -1,0 +1,1 @@
+"""Audio: decoding (WAV, ffmpeg), resampling, and the feature extractors of audio models."""

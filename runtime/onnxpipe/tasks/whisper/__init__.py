@@ -1,0 +1,1 @@
+"""automatic-speech-recognition with Whisper: prompt, decoding loop, timestamps, text."""

@@ -1,0 +1,1 @@
+"""Text: batch tokenization with the Rust tokenizers, and CTC vocabulary decoding."""

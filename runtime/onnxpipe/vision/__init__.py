@@ -1,0 +1,1 @@
+"""Images: loading every input form and preprocessing as transformers' image processors."""
