@@ -19,7 +19,7 @@ if "ONNXPIPE_CACHE_DIR" not in os.environ:
 
     os.environ["ONNXPIPE_CACHE_DIR"] = tempfile.mkdtemp(prefix="onnxpipe-verified-")
 
-import checkpoints  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
+from support import checkpoints  # noqa: E402  (tests/ is on sys.path: pyproject.toml sets pytest's pythonpath)
 
 HEAD_OF_TASK = {
     "text-classification": "sequence-classification",
@@ -119,7 +119,7 @@ class VisionStore:
         self.store = store
 
     def get(self, arch: str) -> Exported:
-        import vision_checkpoints
+        from support import vision_checkpoints
 
         task = vision_checkpoints.BUILDERS[arch][0]
         return self.store._once(f"vision-{arch}", task, lambda folder: vision_checkpoints.build_vision_checkpoint(arch, folder))
@@ -151,7 +151,7 @@ class GenerationStore:
 
     def checkpoint(self, arch: str) -> Path:
         """The checkpoint folder of `arch` (one of generation_checkpoints.GENERATION_ARCHS), built once."""
-        import generation_checkpoints
+        from support import generation_checkpoints
 
         if arch not in self._checkpoints:
             folder = self.store.root / "ckpt" / f"generation-{arch}"
@@ -160,14 +160,14 @@ class GenerationStore:
 
     def get(self, arch: str) -> Exported:
         """`arch` exported for its default task (generation_checkpoints.ARCH_TASK) as fp32 + int8, once."""
-        import generation_checkpoints
+        from support import generation_checkpoints
 
         task = generation_checkpoints.ARCH_TASK[arch]
         return self.store._once(f"generation-{arch}", task, lambda folder: self.checkpoint(arch))
 
     def reference(self, arch: str, task: Optional[str] = None):
         """transformers.pipeline(task) on the same checkpoint (default task: the arch's), built once."""
-        import generation_checkpoints
+        from support import generation_checkpoints
 
         task = task or generation_checkpoints.ARCH_TASK[arch]
         if (arch, task) not in self._references:

@@ -15,14 +15,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from onnxpipe.model_folder import ModelFolder, normalize_dtype
+from onnxpipe.registry import normalize_task
+from onnxpipe.session import parse_device
+
 from . import footprint, stats
-from .engines import EngineSpec
-from .task_inputs import build_inputs, max_tokens
+from .clips import make_clips
+from .engine_spec import EngineSpec
+from .generation_bench import decoder_stem, describe_files, generation_fields, generation_notes, optimum_skip_reason
 from .machine import machine_info
 from .process import Worker, WorkerError, start_worker
-from .clips import make_clips
-from .generation_bench import decoder_stem, describe_files, generation_fields, generation_notes, optimum_skip_reason
-from .tasks import AUDIO_RATE, AUDIO_SECONDS, GENERATION_PROMPT, IMAGE_SIZE, VQA_QUESTION, pipeline_task, task_spec
+from .task_inputs import build_inputs, max_tokens
+from .tasks import (
+    AUDIO_RATE,
+    AUDIO_SECONDS,
+    GENERATION_PROMPT,
+    IMAGE_SIZE,
+    VQA_QUESTION,
+    TaskSpec,
+    pipeline_task,
+    task_spec,
+)
 
 COMPARE = ("torch", "optimum")
 DTYPE_ORDER = ("int8", "uint8", "fp32", "fp16", "q4", "q4f16", "bnb4")
@@ -75,10 +88,6 @@ def _installed(module: str) -> bool:
 
 def resolve_model(options: BenchOptions) -> tuple[Any, str, dict[str, Path]]:
     """(model folder, canonical task, dtype -> ONNX file) for the options; files are checked against the manifest."""
-    from onnxpipe.model_folder import ModelFolder, normalize_dtype
-    from onnxpipe.registry import normalize_task
-    from onnxpipe.session import parse_device
-
     folder = ModelFolder.open(options.model)
     task = normalize_task(options.task) if options.task else folder.task
     if task is None:
@@ -106,8 +115,6 @@ def checkpoint_of(folder: Any, options: BenchOptions) -> tuple[Optional[str], Op
 
 def engine_specs(options: BenchOptions, folder: Any, task: str, files: dict[str, Path]) -> tuple[list[EngineSpec], list[dict[str, str]]]:
     """The engines to run and the ones skipped, each with its reason."""
-    from onnxpipe.session import parse_device
-
     common = {"task": pipeline_task(task, options.task), "device": options.device, "threads": options.threads}
     kind, _ = parse_device(options.device)
     specs = [EngineSpec("onnxpipe", model=str(folder.path), dtype=d, **common) for d in files]
@@ -210,14 +217,9 @@ def time_configuration(workers: list[Worker], key: str, options: BenchOptions,
     return {name: t for name, t in times.items() if name not in failed}, failed
 
 
-def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[str, Any]:
-    """Run the whole benchmark and return its JSON-ready record."""
-    from onnxpipe.session import parse_device
-
-    load_at_start = _load_average()
-    folder, task, files = resolve_model(options)
-    spec = task_spec(task, folder.config).with_new_tokens(options.new_tokens)
-    specs, skipped = engine_specs(options, folder, task, files)
+def sizes_and_notes(options: BenchOptions, folder: Any, task: str, spec: TaskSpec) -> tuple[list[Any], list[str]]:
+    """The input sizes to time (tokens, a picture size, or clip lengths) and the record's notes on them; SystemExit
+    when every asked token count exceeds the model's limit."""
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
         seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
         notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
@@ -225,27 +227,95 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
             notes.append(f"every picture comes with the question {VQA_QUESTION!r}")
         if spec.call_options:
             notes.append(f"every engine's call options: {spec.call_options!r}")
-    elif spec.modality == "audio":  # clip lengths in seconds: --seq-len gives them when set, else AUDIO_SECONDS
+        return seq_lens, notes
+    if spec.modality == "audio":  # clip lengths in seconds: --seq-len gives them when set, else AUDIO_SECONDS
         lengths = options.seq_lens if options.audio_seconds_given else list(AUDIO_SECONDS)
         seq_lens = [f"{s}s" for s in lengths]
         notes = [f"inputs are speech-like clips of {', '.join(seq_lens)} at {AUDIO_RATE} Hz, decoded before timing; "
                  "real-time factor = median seconds per clip / clip seconds"]
         if spec.long_clip_options:
             notes.append(f"clips over 30 s are called with {spec.long_clip_options} on every engine")
-        notes += spec.call_notes()
-    else:
-        limit = max_tokens(folder)
-        asked = options.seq_lens
-        if spec.modality == "generation" and not options.audio_seconds_given:
-            asked = [GENERATION_PROMPT]
-        seq_lens = [s for s in asked if limit is None or s <= limit]
-        notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
-        if spec.modality == "generation":
-            notes += generation_notes(spec, options.audio_seconds_given)
-        if task == "translation":
-            notes.append(f"every engine's pipeline is built as pipeline({pipeline_task(task, options.task)!r}, ...)")
+        return seq_lens, notes + spec.call_notes()
+    limit = max_tokens(folder)
+    asked = options.seq_lens
+    if spec.modality == "generation" and not options.audio_seconds_given:
+        asked = [GENERATION_PROMPT]
+    seq_lens = [s for s in asked if limit is None or s <= limit]
+    notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
+    if spec.modality == "generation":
+        notes += generation_notes(spec, options.audio_seconds_given)
+    if task == "translation":
+        notes.append(f"every engine's pipeline is built as pipeline({pipeline_task(task, options.task)!r}, ...)")
     if not seq_lens:
         raise SystemExit(f"error: every --seq-len exceeds the model's limit of {limit} tokens")
+    return seq_lens, notes
+
+
+def time_grid(workers: list[Worker], spec: TaskSpec, seq_lens: list[Any],
+              inputs: dict[Any, tuple[list[Any], Optional[float]]], options: BenchOptions,
+              log: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Time every (input size, batch size) on the running workers. Returns the result rows and the engines that
+    failed on a configuration (each then leaves the run: it is closed and removed from `workers`)."""
+    results: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for seq_len in seq_lens:
+        texts, tokens = inputs[seq_len]
+        for batch in options.batch_sizes:
+            key = f"{batch}x{seq_len}"
+            batch_options = {**spec.options_for(seq_len), "batch_size": batch}
+            for worker in workers:
+                worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
+                                "images": spec.modality == "image", "audio": spec.modality == "audio"})
+            log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
+            steps: dict[str, list[int]] = {}
+            times, failed = time_configuration(workers, key, options, steps)
+            for name, (total, core) in times.items():
+                row = {"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
+                       **stats.summarize(total, core, batch)}
+                if spec.generates:
+                    row.update(generation_fields(row, steps.get(name, []), spec.new_tokens, batch))
+                results.append(row)
+            for name, why in failed.items():  # an engine that fails on one configuration leaves the run
+                skipped.append({"engine": name, "reason": f"failed on batch {batch} x {seq_len}: {why}"})
+                dead = next(w for w in workers if w.spec.name == name)
+                dead.close()
+                workers.remove(dead)
+    return results, skipped
+
+
+def engine_entries(specs: list[EngineSpec], cold: dict[str, list[dict[str, float]]], finals: dict[str, dict[str, Any]],
+                   folder: Any, device: str) -> list[dict[str, Any]]:
+    """The record's `engines`: per engine that lasted the run, its files, cold start, memory and footprint."""
+    engines = []
+    for s in specs:
+        if s.name not in finals:
+            continue
+        samples = cold[s.name]
+        fp = footprint.engine_footprint(s.kind)
+        engines.append({
+            **{k: v for k, v in asdict(s).items() if k in ("kind", "dtype", "file", "model")},
+            "name": s.name,
+            "file": s.file or (describe_files(folder, s.dtype, parse_device(device)[0]) if s.kind == "onnxpipe" else None),
+            "cold_start_s": statistics.median(x["cold_start_s"] for x in samples),
+            "cold_start_samples_s": [x["cold_start_s"] for x in samples],
+            "load_s": statistics.median(x["load_s"] for x in samples),
+            "rss_at_first_result_mb": statistics.median(x["rss_mb"] for x in samples),
+            "peak_rss_mb": finals[s.name]["peak_rss_mb"],
+            "heavy_modules_imported": finals[s.name]["heavy_modules"],
+            "footprint_mb": fp.size_mb if fp else None,
+            "footprint_roots": list(fp.roots) if fp else None,
+            "footprint_missing": fp.missing if fp else None,
+        })
+    return engines
+
+
+def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Run the whole benchmark and return its JSON-ready record."""
+    load_at_start = _load_average()
+    folder, task, files = resolve_model(options)
+    spec = task_spec(task, folder.config).with_new_tokens(options.new_tokens)
+    specs, skipped = engine_specs(options, folder, task, files)
+    seq_lens, notes = sizes_and_notes(options, folder, task, spec)
     inputs = {s: build_inputs(folder, spec, s, max(options.batch_sizes)) for s in seq_lens}
     call_options = spec.options_for(seq_lens[0])
     if spec.generates:  # the cold start's first result: a short generation, not 128 tokens
@@ -257,58 +327,18 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = _log) -> dict[
     first = inputs[seq_lens[0]][0][:1]
     if spec.modality == "audio":  # a 1-second clip: the cold start should not include transcribing 30 seconds
         first = make_clips(1, 1.0, AUDIO_RATE, seed=7)
-    workers, cold, failures = start_engines(specs, first, {**call_options, "batch_size": 1}, options.cold_runs,
-                                            audio=spec.modality == "audio")
+    workers, cold_samples, failures = start_engines(specs, first, {**call_options, "batch_size": 1}, options.cold_runs,
+                                                    audio=spec.modality == "audio")
     skipped += [{"engine": name, "reason": why} for name, why in failures.items()]
-    results: list[dict[str, Any]] = []
     try:
-        for seq_len in seq_lens:
-            texts, tokens = inputs[seq_len]
-            for batch in options.batch_sizes:
-                key = f"{batch}x{seq_len}"
-                batch_options = {**spec.options_for(seq_len), "batch_size": batch}
-                for worker in workers:
-                    worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
-                                    "images": spec.modality == "image", "audio": spec.modality == "audio"})
-                log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
-                steps: dict[str, list[int]] = {}
-                times, failed = time_configuration(workers, key, options, steps)
-                for name, (total, core) in times.items():
-                    row = {"batch_size": batch, "seq_len": seq_len, "tokens_per_input": tokens, "engine": name,
-                           **stats.summarize(total, core, batch)}
-                    if spec.generates:
-                        row.update(generation_fields(row, steps.get(name, []), spec.new_tokens, batch))
-                    results.append(row)
-                for name, why in failed.items():  # an engine that fails on one configuration leaves the run
-                    skipped.append({"engine": name, "reason": f"failed on batch {batch} x {seq_len}: {why}"})
-                    dead = next(w for w in workers if w.spec.name == name)
-                    dead.close()
-                    workers.remove(dead)
+        results, failed = time_grid(workers, spec, seq_lens, inputs, options, log)
+        skipped += failed
         finals = {w.spec.name: w.request({"op": "stats"}) for w in workers}
     finally:
         for worker in workers:
             worker.close()
 
-    engines = []
-    for s in specs:
-        if s.name not in finals:
-            continue
-        samples = cold[s.name]
-        fp = footprint.engine_footprint(s.kind)
-        engines.append({
-            **{k: v for k, v in asdict(s).items() if k in ("kind", "dtype", "file", "model")},
-            "name": s.name,
-            "file": s.file or (describe_files(folder, s.dtype, parse_device(options.device)[0]) if s.kind == "onnxpipe" else None),
-            "cold_start_s": statistics.median(x["cold_start_s"] for x in samples),
-            "cold_start_samples_s": [x["cold_start_s"] for x in samples],
-            "load_s": statistics.median(x["load_s"] for x in samples),
-            "rss_at_first_result_mb": statistics.median(x["rss_mb"] for x in samples),
-            "peak_rss_mb": finals[s.name]["peak_rss_mb"],
-            "heavy_modules_imported": finals[s.name]["heavy_modules"],
-            "footprint_mb": fp.size_mb if fp else None,
-            "footprint_roots": list(fp.roots) if fp else None,
-            "footprint_missing": fp.missing if fp else None,
-        })
+    engines = engine_entries(specs, cold_samples, finals, folder, options.device)
     return {
         "schema": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .bench import COMPARE, BenchOptions, run_bench
+from .plot import plot
 from .report import markdown
 
 
@@ -89,8 +90,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report, encoding="utf-8")
     if args.plot:
-        from .plot import plot
-
         plot([record], args.plot)
     if not args.quiet:
         print(report)

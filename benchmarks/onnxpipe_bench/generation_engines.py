@@ -15,19 +15,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .core_timer import CoreTimer
+
 PAIR_SEPARATOR = " + "  # EngineSpec.file of an encoder-decoder dtype: "encoder file + decoder file"
 OPTIMUM_ENCODER = "encoder_model.onnx"
 OPTIMUM_MERGED_DECODER = "decoder_model_merged.onnx"
 
 
-def _wrap_session(timer: Any, onnx_session: Any, count: bool) -> None:
+def _wrap_session(timer: CoreTimer, onnx_session: Any, count: bool) -> None:
     """Time an onnxpipe OnnxSession's InferenceSession (run, and run_with_iobinding where IO is bound)."""
     inner = onnx_session.session
     timer.wrap(inner, "run", count=count)
     timer.wrap(inner, "run_with_iobinding", count=count)
 
 
-def time_onnxpipe_generation(pipe: Any, timer: Any) -> None:
+def time_onnxpipe_generation(pipe: Any, timer: CoreTimer) -> None:
     """Core = every graph's run; a step = one decoder-graph run (the first-step graph of an unmerged pair too)."""
     decoder = pipe.decoder
     if hasattr(decoder, "encoder"):  # OnnxSeq2Seq
@@ -63,13 +65,11 @@ def _standard_names_folder(folder: Path, encoder: str, decoder: str) -> Path:
     return staged
 
 
-def load_optimum_generation(spec: Any, cls: Any, provider: str, options: Any) -> tuple[Any, Any]:
+def load_optimum_generation(spec: Any, cls: Any, provider: str, options: Any) -> tuple[Any, CoreTimer]:
     """Optimum's ORTModelForCausalLM (spec.file = the decoder) or ORTModelForSeq2SeqLM (spec.file = "encoder +
     merged decoder") with the KV cache, in a transformers pipeline; IO binding off on CPU (Optimum's own default
     there). Core = every session's run; a step = one decoder run."""
     import transformers
-
-    from .engines import CoreTimer
 
     common = {"provider": provider, "session_options": options, "use_cache": True}
     if provider == "CPUExecutionProvider":

@@ -25,7 +25,7 @@ def _filler(i: int) -> str:
     return f"<|f{i}|>"
 
 
-def _byte_bpe(vocab_size: int, specials: list[str], folder: Path) -> tuple[Path, Path]:
+def byte_bpe(vocab_size: int, specials: list[str], folder: Path) -> tuple[Path, Path]:
     """vocab.json + merges.txt of a byte-level BPE trained on the passage, padded with fillers to `vocab_size`."""
     from tokenizers import ByteLevelBPETokenizer
 
@@ -43,7 +43,7 @@ def gpt2_tokenizer(vocab_size: int, folder: Path) -> Any:
     """A GPT2TokenizerFast: byte-level BPE with <|endoftext|> (id 0) as bos, eos and unk."""
     import transformers
 
-    vocab, merges = _byte_bpe(vocab_size, ["<|endoftext|>"], folder)
+    vocab, merges = byte_bpe(vocab_size, ["<|endoftext|>"], folder)
     return transformers.GPT2TokenizerFast(vocab_file=str(vocab), merges_file=str(merges), model_max_length=1024)
 
 
@@ -51,7 +51,7 @@ def smollm2_tokenizer(vocab_size: int, folder: Path) -> Any:
     """As SmolLM2-135M's: byte-level BPE with <|endoftext|> = 0 (bos, eos, unk), <|im_start|> = 1, <|im_end|> = 2."""
     import transformers
 
-    vocab, merges = _byte_bpe(vocab_size, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], folder)
+    vocab, merges = byte_bpe(vocab_size, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], folder)
     return transformers.GPT2TokenizerFast(
         vocab_file=str(vocab), merges_file=str(merges), model_max_length=8192, bos_token="<|endoftext|>",
         eos_token="<|endoftext|>", unk_token="<|endoftext|>", additional_special_tokens=["<|im_start|>", "<|im_end|>"],

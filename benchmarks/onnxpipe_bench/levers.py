@@ -20,8 +20,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from onnxpipe import pipeline
+
+from .bench import BenchOptions, time_configuration
+from .engine_onnxpipe import lever_session_options
+from .engine_spec import EngineSpec
 from .inputs import make_texts
-from .report import _table
+from .process import Worker
+from .report import markdown_table
+from .stats import summarize
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
@@ -62,8 +69,6 @@ def creation_ms(path: Path, settings: dict[str, Any], repeat: int = 3) -> float:
     """Median ms to create the session of a variant, in this process (no run happens meanwhile)."""
     import onnxruntime as ort
 
-    from .engines import lever_session_options
-
     file = str(settings.get("file") or path)
     return _median_ms(lambda: ort.InferenceSession(file, sess_options=lever_session_options(settings),
                                                    providers=["CPUExecutionProvider"]), repeat)
@@ -73,11 +78,6 @@ def measure_sessions(model: Path, task: str, dtype: str, path: Path, texts: list
                      rounds: int) -> list[dict[str, Any]]:
     """Per variant and batch size: session creation ms and whole-pipeline / session.run medians, each variant in
     its own onnxpipe worker process, alternating call by call as `onnxpipe bench` does."""
-    from .bench import BenchOptions, time_configuration
-    from .engines import EngineSpec
-    from .process import Worker
-    from .stats import summarize
-
     with tempfile.TemporaryDirectory() as tmp:
         optimized = str(save_optimized(path, Path(tmp) / path.name))
         variants = [{**v, "file": optimized} if v.get("file") else dict(v) for v in VARIANTS]
@@ -146,8 +146,6 @@ def cold_breakdown(model: Path, dtype: str, text: str, repeat: int = 3) -> dict[
 
 def call_breakdown(model: Path, dtype: str, texts: list[str], repeat: int) -> dict[str, float]:
     """Median microseconds per step of one pipeline call on `texts` (as one batch), and of the whole call."""
-    from onnxpipe import pipeline
-
     pipe = pipeline(None, model=str(model), dtype=dtype)
     options = pipe.check_options({"batch_size": len(texts)}, pipe.defaults)
     check = getattr(pipe, "check_item", None)  # the task's own input normalization, where the runtime has one
@@ -180,8 +178,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="alternating rounds of timed calls")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    from onnxpipe import pipeline
-
     texts = make_texts(args.model, max(args.batch_size), args.seq_len)
     text = texts[0]
     pipe = pipeline(None, model=str(args.model), dtype=args.dtype)
@@ -193,15 +189,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     figures["call_us"] = {f"1 x {n}": call_breakdown(args.model, args.dtype, [t], args.rounds * 5)
                           for n, t in ((16, make_texts(args.model, 1, 16)[0]), (args.seq_len, text))}
     print(f"### Levers on {path.name}, batch 1 x {args.seq_len} tokens\n")
-    print("\n".join(_table(["session variant", "batch", "create ms", "pipeline ms", "session.run ms", "speed vs default"], [
+    print("\n".join(markdown_table(["session variant", "batch", "create ms", "pipeline ms", "session.run ms", "speed vs default"], [
         [s["variant"], str(s["batch_size"]), f"{s['create_ms']:.0f}", f"{s['median_ms']:.2f}", f"{s['core_median_ms']:.2f}",
          f"{s['speed_vs_default']:.2f}x"] for s in figures["sessions"]])))
     print("\nCold start of a fresh onnxpipe process, median seconds per step:\n")
-    print("\n".join(_table(["step", "s"], [[k, f"{v:.3f}"] for k, v in figures["cold_start_s"].items()])))
+    print("\n".join(markdown_table(["step", "s"], [[k, f"{v:.3f}"] for k, v in figures["cold_start_s"].items()])))
     print("\nOne pipeline call, median microseconds per step:\n")
     configs = list(figures["call_us"])
     steps = list(figures["call_us"][configs[0]])
-    print("\n".join(_table(["step"] + configs, [[s] + [f"{figures['call_us'][c][s]:.0f}" for c in configs] for s in steps])))
+    print("\n".join(markdown_table(["step"] + configs, [[s] + [f"{figures['call_us'][c][s]:.0f}" for c in configs] for s in steps])))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     return 0

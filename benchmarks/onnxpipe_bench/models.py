@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from onnxpipe_export import export
+
 from .whisper_models import whisper_tiny
 
 # transformers head class per pipeline task (all from the bert family, which every recipe below uses)
@@ -159,8 +161,6 @@ def export_folder(checkpoint: Path, task: str, output: Path, dtypes: tuple[str, 
     output = Path(output)
     if (output / "onnxpipe.json").is_file():
         return output
-    from onnxpipe_export import export
-
     with warnings.catch_warnings():  # random weights: int8 may lose top-1 on some rows, which is irrelevant to speed
         warnings.simplefilter("ignore")
         export(str(checkpoint), task=task, output=str(output), dtype=list(dtypes), quiet=True)

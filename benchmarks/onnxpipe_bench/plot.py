@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from .report import _configs
+from .report import configurations
 
 BENCH_INSTALL = "pip install 'onnxpipe[bench]'"
 ENGINE_RATIOS = (("cold_start_x_faster", "cold start\n(x faster)"), ("peak_rss_x_smaller", "peak RSS\n(x smaller)"),
@@ -27,7 +27,7 @@ def plot(records: Sequence[dict[str, Any]], output: Path) -> Path:
     figure, axes = plt.subplots(3, len(records), figsize=(6.5 * len(records), 11), squeeze=False)
     for column, record in enumerate(records):
         title = record.get("title") or record["task"]
-        configs = _configs(record)
+        configs = configurations(record)
         labels = [f"{b}x{s}" for b, s in configs]
         cells = {(r["batch_size"], r["seq_len"], r["engine"]): r["speedup_vs_baseline"] for r in record["ratios"]["latency"]}
         top = axes[0][column]

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Optional
 
-from .engines import EngineSpec
+from .engine_spec import EngineSpec
 
 
 class WorkerError(RuntimeError):

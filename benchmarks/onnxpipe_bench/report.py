@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import Any, Optional
 
 
-def _x(value: Optional[float]) -> str:
+def ratio_text(value: Optional[float]) -> str:
+    """A ratio as the tables print it, "1.23x", or "n/a" when there is none."""
     return "n/a" if value is None else f"{value:.2f}x"
 
 
 def _pair(of_medians: Optional[float], paired: Optional[float]) -> str:
     """A ratio of medians, with the paired (per-round) ratio beside it."""
-    return _x(of_medians) + (f" ({paired:.2f}x)" if paired is not None else "")
+    return ratio_text(of_medians) + (f" ({paired:.2f}x)" if paired is not None else "")
 
 
 def _num(value: Optional[float], digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _configs(record: dict[str, Any]) -> list[tuple[int, int]]:
+def configurations(record: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """The (batch size, input size) pairs of a record's results, in the order they were measured."""
     seen: dict[tuple[int, int], None] = {}
     for r in record["results"]:
         seen.setdefault((r["batch_size"], r["seq_len"]), None)
@@ -42,7 +44,8 @@ def _config_header(record: dict[str, Any]) -> str:
             "generation": "batch x prompt tokens"}[input_kind(record)]
 
 
-def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    """The lines of a markdown table; columns from `right_from` on are right-aligned (figures)."""
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
     return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -60,8 +63,8 @@ def speedup_table(record: dict[str, Any]) -> list[str]:
     engines = list(dict.fromkeys(r["engine"] for r in ratios))
     cell = {(r["batch_size"], r["seq_len"], r["engine"]): _pair(r.get("speedup_vs_baseline"), r.get("paired_speedup_vs_baseline"))
             for r in ratios}
-    rows = [[f"{b} x {s}"] + [cell.get((b, s, e), "n/a") for e in engines] for b, s in _configs(record)]
-    return _table([_config_header(record)] + engines, rows)
+    rows = [[f"{b} x {s}"] + [cell.get((b, s, e), "n/a") for e in engines] for b, s in configurations(record)]
+    return markdown_table([_config_header(record)] + engines, rows)
 
 
 def optimum_table(record: dict[str, Any]) -> list[str]:
@@ -72,8 +75,8 @@ def optimum_table(record: dict[str, Any]) -> list[str]:
     dtypes = list(dict.fromkeys(r["engine"].split(" ", 1)[1] for r in ratios))
     cell = {(r["batch_size"], r["seq_len"], r["engine"].split(" ", 1)[1]):
             _pair(r["speedup_vs_optimum_same_file"], r.get("paired_speedup_vs_optimum_same_file")) for r in ratios}
-    rows = [[f"{b} x {s}"] + [cell.get((b, s, d), "n/a") for d in dtypes] for b, s in _configs(record)]
-    return _table([_config_header(record)] + [f"{d} file" for d in dtypes], rows)
+    rows = [[f"{b} x {s}"] + [cell.get((b, s, d), "n/a") for d in dtypes] for b, s in configurations(record)]
+    return markdown_table([_config_header(record)] + [f"{d} file" for d in dtypes], rows)
 
 
 def engine_table(record: dict[str, Any]) -> list[str]:
@@ -84,10 +87,10 @@ def engine_table(record: dict[str, Any]) -> list[str]:
         r = ratio.get(e["name"], {})
         rows.append([
             e["name"], _num(e["cold_start_s"], 2), _pair(r.get("cold_start_x_faster"), r.get("paired_cold_start_x_faster")),
-            _num(e["peak_rss_mb"], 0), _x(r.get("peak_rss_x_smaller")),
-            _num(e["footprint_mb"], 0), _x(r.get("footprint_x_smaller")),
+            _num(e["peak_rss_mb"], 0), ratio_text(r.get("peak_rss_x_smaller")),
+            _num(e["footprint_mb"], 0), ratio_text(r.get("footprint_x_smaller")),
         ])
-    return _table(["engine", "cold start s", "x faster", "peak RSS MB", "x smaller", "footprint MB", "x smaller"], rows)
+    return markdown_table(["engine", "cold start s", "x faster", "peak RSS MB", "x smaller", "footprint MB", "x smaller"], rows)
 
 
 def latency_table(record: dict[str, Any]) -> list[str]:
@@ -96,7 +99,7 @@ def latency_table(record: dict[str, Any]) -> list[str]:
         f"{r['batch_size']} x {r['seq_len']}", r["engine"], _num(r["median_ms"], 2), _num(r.get("min_ms"), 2), _num(r["p95_ms"], 2),
         _num(r["items_per_s"], 1), _num(r["core_median_ms"], 2), _num(r["overhead_ms"], 2), _num(r["overhead_pct"], 1), str(r["runs"]),
     ] for r in record["results"]]
-    return _table([_config_header(record), "engine", "median ms", "best ms", "p95 ms", "items/s", "core ms", "overhead ms", "overhead %", "runs"], rows, 2)
+    return markdown_table([_config_header(record), "engine", "median ms", "best ms", "p95 ms", "items/s", "core ms", "overhead ms", "overhead %", "runs"], rows, 2)
 
 
 def generation_table(record: dict[str, Any]) -> list[str]:
@@ -105,10 +108,10 @@ def generation_table(record: dict[str, Any]) -> list[str]:
     speedup = {(r["batch_size"], r["seq_len"], r["engine"]): r.get("throughput_vs_baseline") for r in record["ratios"]["latency"]}
     rows = [[
         f"{r['batch_size']} x {r['seq_len']}", r["engine"], str(r["new_tokens"]), _num(r["tokens_per_s"], 1),
-        _x(speedup.get((r["batch_size"], r["seq_len"], r["engine"]))), _num(r["ms_per_token"], 2),
+        ratio_text(speedup.get((r["batch_size"], r["seq_len"], r["engine"]))), _num(r["ms_per_token"], 2),
         _num(r.get("decoder_steps"), 0), _num(r.get("overhead_per_step_ms"), 3), _num(r.get("loop_share_pct"), 1),
     ] for r in record["results"] if "tokens_per_s" in r]
-    return _table([_config_header(record), "engine", "new tokens", "tokens/s", "x torch", "ms / token", "decoder steps",
+    return markdown_table([_config_header(record), "engine", "new tokens", "tokens/s", "x torch", "ms / token", "decoder steps",
                    "loop overhead ms / step", "loop share %"], rows, 2)
 
 

@@ -19,9 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from onnxpipe import list_tasks
+from onnxpipe_export.tasks import EXPORT_TASKS
+
+from . import stats
 from .bench import BenchOptions, run_bench
+from .generation_bench import generation_fields
 from .generation_models import GENERATION_BUILDERS, build_random_generation_checkpoint
-from .models import AUDIO_BUILDERS, VISION_BUILDERS, build_random_checkpoint, build_random_media_checkpoint, export_folder, minilm_folder
+from .models import (
+    AUDIO_BUILDERS,
+    VISION_BUILDERS,
+    build_random_checkpoint,
+    build_random_media_checkpoint,
+    export_folder,
+    minilm_folder,
+)
+from .plot import plot as draw
 from .report import machine_line, markdown
 from .summary import generation_headline, headline_table, is_generation, targets_table
 
@@ -91,12 +104,6 @@ EXTRA_TASKS = ("token-classification", "question-answering", "fill-mask", "zero-
 
 def extra_recipes() -> list[Recipe]:
     """A bert-base recipe for each task of EXTRA_TASKS that both the runtime and the export stage support now."""
-    from onnxpipe import list_tasks
-
-    try:
-        from onnxpipe_export.tasks import EXPORT_TASKS
-    except ImportError:
-        return []
     return [
         Recipe(f"bert-base-{task}", f"{task}, bert-base size (random weights)", task, "bert", batch_sizes=[1],
                seq_lens=[128], dtypes=("int8",), runs=10, cold_runs=1, time_limit=45.0)
@@ -138,17 +145,12 @@ def run_recipe(recipe: Recipe, work: Path, results: Path, plot: bool, runs_scale
     (results / f"{recipe.slug}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     (results / f"{recipe.slug}.md").write_text(markdown(record, recipe.title), encoding="utf-8")
     if plot:
-        from .plot import plot as draw
-
         draw([record], results / f"{recipe.slug}.png")
     return record
 
 
 def rewrite(path: Path, plot: bool) -> dict[str, Any]:
     """Reload a record, recompute its summaries and ratios from its samples, and rewrite its markdown and PNG."""
-    from . import stats
-    from .generation_bench import generation_fields
-
     record = json.loads(path.read_text(encoding="utf-8"))
     for r in record["results"]:
         items = r["items_per_s"] * r["median_ms"] / 1000
@@ -160,8 +162,6 @@ def rewrite(path: Path, plot: bool) -> dict[str, Any]:
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     path.with_suffix(".md").write_text(markdown(record, record.get("title")), encoding="utf-8")
     if plot:
-        from .plot import plot as draw
-
         draw([record], path.with_suffix(".png"))
     return record
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .report import _table, _x, input_kind
+from .report import input_kind, markdown_table, ratio_text
 from .stats import BASELINE
 
 HEADLINE_SEQ = 128  # the "about 128 tokens" of the targets
@@ -60,7 +60,7 @@ def headline_table(records: list[dict[str, Any]]) -> list[str]:
             rows.append([
                 record.get("title", record["task"]), name,
                 _cell(one and one["median_ms"], _latency_ratio(record, name, 1, "speedup_vs_baseline"), 2),
-                _x(_latency_ratio(record, name, 1, "speedup_vs_optimum_same_file")),
+                ratio_text(_latency_ratio(record, name, 1, "speedup_vs_optimum_same_file")),
                 ("" if big == HEADLINE_BATCH else f"batch {big}: ")
                 + _cell(many and many["items_per_s"], _latency_ratio(record, name, big, "throughput_vs_baseline")),
                 _cell(engine["cold_start_s"], _engine_ratio(record, name, "cold_start_x_faster"), 2),
@@ -72,7 +72,7 @@ def headline_table(records: list[dict[str, Any]]) -> list[str]:
               "installed MB (x smaller)"]
     return [f"Ratios are against {BASELINE} in the same run; text inputs of {HEADLINE_SEQ} tokens, image inputs "
             "480x640 pictures, audio inputs 30 s clips (decoded before timing; an image or audio model's largest batch is named "
-            "in its cell).", ""] + _table(header, rows, 2)
+            "in its cell).", ""] + markdown_table(header, rows, 2)
 
 
 def _first_rss_ratio(record: dict[str, Any], engine: str) -> Optional[float]:
@@ -114,7 +114,7 @@ def targets_table(records: list[dict[str, Any]]) -> list[str]:
     rows = [[name, wanted, "n/a" if value is None else f"{value:.2f}", "" if paired is None else f"{paired:.2f}",
              {True: "met", False: "NOT met", None: "n/a"}[met]] for name, wanted, value, paired, met in targets(record)]
     return ["Targets of issue #7 (one run, bert-base text-classification; judged on ratios of medians, the paired "
-            "column is the median of per-round ratios):", ""] + _table(["target", "wanted", "measured", "paired", "result"], rows, 1)
+            "column is the median of per-round ratios):", ""] + markdown_table(["target", "wanted", "measured", "paired", "result"], rows, 1)
 
 
 # issue #4's text-generation tokens/s targets over transformers torch fp32, per onnxpipe dtype (summarization has
@@ -158,4 +158,4 @@ def generation_headline(records: list[dict[str, Any]]) -> list[str]:
     header = ["model", "engine", "new tokens after prompt", "tokens/s (x torch)", "issue #4 target", "ms / token",
               "loop overhead ms / step", "loop share %", "cold start s"]
     return [f"Generation at batch 1 (greedy for text-generation, the pipeline's beam search for summarization; every "
-            f"engine generates exactly the new tokens shown). Ratios are against {BASELINE} in the same run.", ""] + _table(header, rows, 2)
+            f"engine generates exactly the new tokens shown). Ratios are against {BASELINE} in the same run.", ""] + markdown_table(header, rows, 2)

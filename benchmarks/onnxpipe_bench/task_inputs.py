@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any, Optional
 
+from onnxpipe.text.tokenizer import max_input_length
+
 from .clips import make_clips
 from .images import make_images
 from .inputs import load_tokenizer, make_texts
@@ -14,9 +16,7 @@ from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
 
 def max_tokens(folder: Any) -> Optional[int]:
     """The longest input (in tokens) the model takes."""
-    from onnxpipe.text.tokenizer import _max_length
-
-    return _max_length(folder.read_json("tokenizer_config.json"), folder.config)
+    return max_input_length(folder.read_json("tokenizer_config.json"), folder.config)
 
 
 def _mask_token(folder: Any) -> Optional[str]:

@@ -63,7 +63,7 @@ class TaskSpec:
         """Generation tasks: the tokens every call generates per sequence (min_new_tokens = max_new_tokens)."""
         return self._length_options().get("max_new_tokens") if self.generates else None
 
-    def with_new_tokens(self, count: Optional[int]) -> "TaskSpec":
+    def with_new_tokens(self, count: Optional[int]) -> TaskSpec:
         """This spec with `count` forced new tokens (min and max); unchanged when `count` is None."""
         if count is None:
             return self

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .generation_models import _byte_bpe
+from .generation_models import byte_bpe
 
 TEXT_TOKENS = 50257  # the multilingual Whisper BPE's text vocabulary: <|endoftext|> comes right after it
 VOCAB_SIZE = 51865
@@ -44,7 +44,7 @@ def whisper_tokenizer(work: Path) -> Any:
     from tokenizers import Tokenizer
     from transformers import AddedToken, WhisperTokenizerFast
 
-    vocab, merges = _byte_bpe(TEXT_TOKENS, [], work)
+    vocab, merges = byte_bpe(TEXT_TOKENS, [], work)
     raw = Tokenizer.from_file(str(_tokenizer_json(vocab, merges, work)))
     raw.add_special_tokens(special_tokens())
     raw.add_tokens([AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False) for i in range(TIMESTAMPS)])

@@ -15,7 +15,14 @@ import sys
 import time
 from typing import Any, TextIO
 
+# taken before the project imports below, so that a worker's load_s counts importing its engine
 STARTED = time.perf_counter()
+
+from .clips import decode_clips  # noqa: E402
+from .engine_spec import EngineSpec  # noqa: E402
+from .engines import load_engine  # noqa: E402
+from .images import decode_images  # noqa: E402
+
 BLOCKED = ("torch", "transformers", "optimum", "onnxpipe_export")
 
 
@@ -48,18 +55,14 @@ def _protocol_stream() -> TextIO:
 
 def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
     """Load `engine`, run the first request, then answer requests until `quit` or end of input."""
-    if engine["kind"] == "onnxpipe":
+    if engine["kind"] == "onnxpipe":  # the onnxpipe package's own imports (above) are checked by heavy_modules_loaded
         for name in BLOCKED:
             sys.modules[name] = None  # any import of them now raises ImportError
-    from .engines import LOADERS, EngineSpec
-
     spec = EngineSpec(**engine)
-    pipe, timer = LOADERS[spec.kind](spec)
+    pipe, timer = load_engine(spec)
     loaded = time.perf_counter()
     first = json.loads(requests.readline())
     if first.get("audio"):
-        from .clips import decode_clips
-
         first["inputs"] = decode_clips(first["inputs"])
     pipe(first["inputs"], **first["options"])
     done = time.perf_counter()
@@ -74,12 +77,8 @@ def serve(engine: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
         if op == "inputs":
             inputs = request["inputs"]
             if request.get("images"):  # decoded once here: timed calls then measure pre-processing, not PNG decoding
-                from .images import decode_images
-
                 inputs = decode_images(inputs)
             elif request.get("audio"):
-                from .clips import decode_clips
-
                 inputs = decode_clips(inputs)
             stored[request["key"]] = (inputs, request["options"])
             reply = {"ok": True}

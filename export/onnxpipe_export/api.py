@@ -1,39 +1,29 @@
-"""`export()`: checkpoint -> optimum ONNX -> fused graph -> int8/fp16 variants -> validated folder with a manifest."""
+"""`export()`: checkpoint -> optimum ONNX -> fused graph -> int8/fp16 variants -> validated folder with a manifest.
+
+The recipe of the task picks the path: Whisper checkpoints (whisper_export.py), graphs with a KV cache
+(generative.py), or one graph (graph_export.py). Every path runs in the same frame and returns an ExportResult
+(scratch_export.py).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
-from onnxpipe.manifest import variant_filename, write_manifest
-
-from .deps import created_with
 from .dtypes import parse_dtypes
-from .tasks import ExportTask, export_task
+from .generative import export_generation
+from .graph_export import export_graph
+from .scratch_export import ExportResult
+from .tasks import export_task
+from .whisper_export import export_whisper, is_whisper_checkpoint
 
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What an export wrote: the folder, its manifest, and the ONNX files in it."""
-
-    output: Path
-    manifest: dict[str, Any]
-    files: list[Path]
-    warnings: tuple[str, ...] = ()
-    seconds: float = field(default=0.0, compare=False)
-
-
-def _step_count(dtypes: list[str], optimize: bool) -> int:
-    # import, source, optimum export, [fusion], fp32 check, one per variant, write folder
-    return 4 + int(optimize) + sum(d != "fp32" for d in dtypes) + 1
+__all__ = ["export", "ExportResult"]
 
 
 def export(
-    model: Union[str, "os.PathLike[str]"],
+    model: Union[str, os.PathLike[str]],
     task: str,
-    output: Union[str, "os.PathLike[str]"],
+    output: Union[str, os.PathLike[str]],
     dtype: Union[str, Sequence[str]] = "fp32",
     *,
     optimize: bool = True,
@@ -49,123 +39,12 @@ def export(
     """
     recipe = export_task(task)
     if recipe.task == "automatic-speech-recognition":  # Whisper: encoder + cached decoder (CTC: one graph, below)
-        from .whisper_export import export_whisper, is_whisper_checkpoint
-
         if is_whisper_checkpoint(model, revision):
             return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate)
     if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
-        from .generative import export_generation
-
         return export_generation(
             model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
         )
-    dtypes = parse_dtypes(dtype)
-    from .frame import run_export
-
-    return run_export(
-        output, _step_count(dtypes, optimize) - 1, quiet,
-        lambda out, work, progress, notes: _run(
-            _Plan(model, recipe, dtypes, out, optimize, revision, validate), work, progress, notes
-        ),
-        depth=1,
+    return export_graph(
+        model, recipe, output, parse_dtypes(dtype), optimize=optimize, revision=revision, quiet=quiet, validate=validate
     )
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The checked arguments of one export."""
-
-    model: Any
-    recipe: ExportTask
-    dtypes: list[str]
-    output: Path
-    optimize: bool
-    revision: Optional[str]
-    validate: bool
-
-
-def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, Any]:
-    """The export steps inside a scratch folder; returns the manifest after installing the folder."""
-    from . import validate as check
-    from .convert import export_limitations, export_onnx
-    from .folder import check_outside_source, install
-    from .fp32 import choose_fp32
-    from .onnx_files import opset, place_graph
-    from .optimize import Fusion, fuse
-    from .calibration import build_calibration
-    from .quantize import write_variant
-    from .record import onnx_file_entry, source_entry, stored_validation, support_entries, with_acceptance
-    from .source import resolve_source
-    from .tasks import recipe_for_checkpoint
-    from .support import copy_support_files
-
-    recipe = plan.recipe
-    with progress.step("resolve source"):
-        source = resolve_source(plan.model, plan.revision)
-    recipe = recipe_for_checkpoint(recipe, source.config)  # e.g. DETR panoptic for image-segmentation
-    check_outside_source(plan.output, source.path)
-
-    with progress.step(f"{recipe.exporter} export"):
-        plain = export_onnx(source.path, work / "plain", recipe)
-
-    fusion = Fusion(False, "turned off by optimize=False (--no-optimize)")
-    if plan.optimize:
-        with progress.step("graph fusion"):
-            fusion = fuse(plain, work / "fused.onnx", source.config.get("model_type"))
-
-    with progress.step("check fp32 against torch" if plan.validate else "check fused graph"):
-        choice = choose_fp32(plain, fusion, recipe, source.path, source.config, plan.validate)
-    notes.extend(choice.notes)
-
-    staging = work / "folder"
-    staging.mkdir()
-    fp32_path = staging / variant_filename("fp32")
-    place_graph(choice.path, fp32_path)
-    validations: dict[str, Optional[dict[str, Any]]] = {"fp32": choice.figures}
-    quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
-    calibration = build_calibration(source.path, source.config, recipe.modality) if "int8" in plan.dtypes else []
-    for dtype in plan.dtypes:
-        if dtype == "fp32":
-            continue
-        with progress.step(f"{dtype} variant"):
-            path = staging / variant_filename(dtype)
-            quantization[dtype] = write_variant(dtype, fp32_path, path, calibration)
-            if choice.reference is not None:  # reduced precision is reported (tolerance None), never refused
-                outputs = check.onnx_outputs(path, recipe, choice.samples)
-                validations[dtype] = with_acceptance(check.compare(outputs, choice.reference, recipe, choice.samples))
-                warning = check.quality_warning(path.name, validations[dtype])
-                if warning:
-                    notes.append(warning)
-
-    with progress.step("write folder"):
-        support = copy_support_files(source.path, plain.parent, staging)
-        if choice.reference is not None:
-            validations["fp32"] = with_acceptance(choice.figures)
-        written = ["fp32", *(d for d in plan.dtypes if d != "fp32")]
-        manifest: dict[str, Any] = {
-            "task": recipe.task,
-            "source": source_entry(source.model, source.revision, source.config),
-            "created_with": created_with(),
-            "export": {"optimum_task": recipe.optimum_task, "exporter": recipe.exporter, "opset": opset(fp32_path)},
-            "optimization": choice.fusion.manifest_entry(),
-            "default_dtype": plan.dtypes[0],
-            "files": {
-                variant_filename(d): onnx_file_entry(staging / variant_filename(d), d, quantization[d], validations.get(d))
-                for d in written
-            },
-            "support_files": support_entries(staging, support),
-            "validation": stored_validation(staging, recipe, choice) if choice.reference is not None else None,
-        }
-        limitations = export_limitations(recipe, source.config)
-        if limitations:
-            manifest["limitations"] = limitations
-        install(staging, plan.output)
-        manifest = _with_format_version(write_manifest(plan.output, manifest))
-    return manifest
-
-
-def _with_format_version(path: Path) -> dict[str, Any]:
-    """The manifest as written (write_manifest adds format_version)."""
-    import json
-
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, first_line
-from .validate import Batch, Samples
+from .samples import Batch, Samples
 
 # seconds per validation batch; two different clips of that length per batch, so batches need no padding
 # (wav2vec2-family graphs take no attention mask)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .validate import Batch, load_tokenizer, max_length
+from .audio_samples import build_audio_calibration
+from .image_samples import build_image_calibration
+from .samples import Batch, load_tokenizer, max_length
 
 # varied in length, language and register; none of them is a validation sample, so validation figures
 # measure texts the calibration never saw
@@ -32,12 +34,8 @@ def build_calibration(source: Path, config: dict[str, Any], modality: str = "tex
     """Tokenize each calibration text on its own (no padding) with the checkpoint's tokenizer; image
     models get generated pictures, audio models generated clips, one per batch."""
     if modality == "audio":
-        from .audio_samples import build_audio_calibration
-
         return build_audio_calibration(source)
     if modality != "text":
-        from .image_samples import build_image_calibration
-
         return build_image_calibration(source, modality)
     tokenizer = load_tokenizer(source)
     limit = max_length(tokenizer, config)

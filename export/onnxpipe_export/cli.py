@@ -8,8 +8,12 @@ import warnings
 from typing import Optional, Sequence
 
 from onnxpipe.errors import InvalidOptionError, OnnxpipeError, UnknownTaskError
+from onnxpipe.registry import normalize_task
 
+from .api import export
 from .dtypes import GENERATION_DTYPES, WRITABLE_DTYPES, parse_dtypes
+from .errors import ExportQualityWarning
+from .tasks import EXPORT_TASKS
 
 USAGE_ERRORS = (UnknownTaskError, InvalidOptionError)
 
@@ -46,10 +50,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on a usage error, 0 on --help
         return int(exc.code or 0)
     try:
-        from onnxpipe.registry import normalize_task
-
-        from .tasks import EXPORT_TASKS
-
         recipe = EXPORT_TASKS.get(normalize_task(args.task))
         generation = recipe is not None and recipe.kind == "generation"  # generation tasks also write q4
         dtypes = parse_dtypes(
@@ -60,9 +60,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-
-    from .api import export
-    from .errors import ExportQualityWarning
 
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import ConversionError, first_line
 from .tasks import ExportTask
+from .vilt import limitations, vilt_export
 
 
 def optimum_export(source: Path, workdir: Path, recipe: ExportTask) -> Path:
@@ -39,8 +40,6 @@ def optimum_export(source: Path, workdir: Path, recipe: ExportTask) -> Path:
 def export_onnx(source: Path, workdir: Path, recipe: ExportTask) -> Path:
     """The plain ONNX export of a checkpoint by the recipe's exporter: optimum, or vilt.py for ViLT."""
     if recipe.exporter == "vilt":
-        from .vilt import vilt_export
-
         return vilt_export(source, workdir, recipe)
     return optimum_export(source, workdir, recipe)
 
@@ -48,7 +47,5 @@ def export_onnx(source: Path, workdir: Path, recipe: ExportTask) -> Path:
 def export_limitations(recipe: ExportTask, config: dict[str, Any]) -> list[str]:
     """What the exported graph computes differently from torch (the manifest's `limitations`); [] for optimum."""
     if recipe.exporter == "vilt":
-        from .vilt import limitations
-
         return limitations(config)
     return []

@@ -11,6 +11,7 @@ import numpy as np
 from . import validate as check
 from .errors import ValidationError
 from .optimize import Fusion
+from .samples import Samples
 from .tasks import ExportTask
 
 
@@ -21,7 +22,7 @@ class Fp32Choice:
     path: Path
     fusion: Fusion
     figures: Optional[dict[str, Any]]  # parity with torch; None when not validated
-    samples: Optional[check.Samples]
+    samples: Optional[Samples]
     reference: Optional[list[np.ndarray]]  # torch outputs on the samples; None when not validated
     notes: tuple[str, ...] = ()
 

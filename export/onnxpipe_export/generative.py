@@ -3,8 +3,8 @@
 optimum's `-with-past` exports give graphs that take and return the KV cache (past_key_values.N.* ->
 present.N.*). For encoder-decoders only the encoder and the merged decoder are kept: the merged
 decoder's `use_cache_branch` input picks the first-step or the cached branch, so one session serves
-every step. Variants (int8, fp16, q4) are written per component with transformers.js names
-(`decoder_model_merged_quantized.onnx`, `encoder_model_fp16.onnx`, `model_q4.onnx`...), and each
+every step (generative_components.py). Variants (int8, fp16, q4) are written per component with transformers.js
+names (`decoder_model_merged_quantized.onnx`, `encoder_model_fp16.onnx`, `model_q4.onnx`...), and each
 dtype's set of files is validated against torch (generative_validate.py).
 """
 
@@ -12,14 +12,25 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
+from . import generative_validate as check
+from .deps import created_with
+from .dtypes import GENERATION_DTYPES, parse_dtypes
 from .errors import ConversionError, UnsupportedTaskError, ValidationError
-from .onnx_files import place_graph
-from .tied_weights import fuse_file
+from .folder import install
+from .generative_components import stage_components
+from .generative_variants import merged_decoder_variant, write_generation_variant
+from .manifest_entries import component_entries, optimization_entry, source_entry, support_entries
+from .marian_tokenizer import is_marian, write_marian_tokenizer
+from .onnx_files import opset
+from .scratch_export import ExportResult, run_export
+from .source import resolve_source
+from .support import copy_support_files
 from .tasks import ExportTask
 
 DECODER_ONLY = {"decoder": "model"}
@@ -40,20 +51,17 @@ CACHE_NOTES = {
 
 
 def export_generation(
-    model: Union[str, "os.PathLike[str]"],
+    model: Union[str, os.PathLike[str]],
     recipe: ExportTask,
-    output: Union[str, "os.PathLike[str]"],
+    output: Union[str, os.PathLike[str]],
     dtype: Union[str, Sequence[str]],
     *,
     optimize: bool = True,
     revision: Optional[str] = None,
     quiet: bool = False,
     validate: bool = True,
-) -> Any:
-    """Export a generation checkpoint for `recipe` (api.export dispatches here); returns api.ExportResult."""
-    from .dtypes import GENERATION_DTYPES, parse_dtypes
-    from .frame import run_export
-
+) -> ExportResult:
+    """Export a generation checkpoint for `recipe` (api.export dispatches here)."""
     dtypes = parse_dtypes(dtype, allowed=GENERATION_DTYPES)
     reason = NOT_FUSED if optimize else "turned off by optimize=False (--no-optimize)"
     return run_export(
@@ -93,75 +101,20 @@ def check_architecture(recipe: ExportTask, config: dict[str, Any]) -> None:
         )
 
 
-def _optimum_export(source: Path, work: Path, recipe: ExportTask, components: dict[str, str]) -> dict[str, Path]:
-    """Run optimum's main_export; return the fp32 graph of each component (the other decoders are dropped)."""
-    from optimum.exporters.onnx import main_export
+@dataclass(frozen=True)
+class _Staged:
+    """The fp32 components in the staging folder, and optimum's folder (unmerged decoders, support files)."""
 
-    from .errors import first_line
+    staging: Path
+    optimum_folder: Path
+    components: dict[str, str]
+    encoder_decoder: bool
 
-    try:
-        main_export(str(source), str(work), task=recipe.optimum_task, library_name="transformers", do_validation=False)
-    except Exception as exc:  # optimum raises ValueError, KeyError, RuntimeError... on unsupported models
-        raise ConversionError(
-            f"optimum could not export {str(source)!r} for {recipe.optimum_task!r}: {first_line(exc)}"
-        ) from exc
-    paths = {role: work / f"{stem}.onnx" for role, stem in components.items()}
-    missing = [p.name for p in paths.values() if not p.is_file()]
-    if missing:
-        written = sorted(p.name for p in work.glob("*.onnx"))
-        raise ConversionError(f"optimum wrote {written} for {recipe.optimum_task!r}, without {missing}.")
-    return paths
-
-
-def stage_components(
-    source: Path, out: Path, recipe: ExportTask, components: dict[str, str], work: Path, progress: Any,
-    tie_heads: bool = True,
-) -> tuple[Path, Path, int]:
-    """Export `source` with optimum and move each component's fp32 graph into a staging folder, named by its stem;
-    refuses an output inside the checkpoint first. With `tie_heads`, tied LM heads become FusedMatMul on the
-    embedding (tied_weights.py). Returns (staging folder, optimum's folder, which keeps the unmerged decoders and
-    support files, the number of heads rewritten). Shared by the generation and Whisper paths."""
-    from .folder import check_outside_source
-
-    check_outside_source(out, source)
-    with progress.step("optimum export"):
-        plain = _optimum_export(source, work / "plain", recipe, components)
-    staging = work / "folder"
-    staging.mkdir()
-    tied = 0
-    for role, stem in components.items():
-        place_graph(plain[role], staging / variant_filename("fp32", stem))
-        if tie_heads:
-            tied += fuse_file(staging / variant_filename("fp32", stem))
-    return staging, work / "plain", tied
-
-
-def optimization_entry(reason: str, tied: int) -> dict[str, Any]:
-    """The manifest's `optimization` block of a generation export: no fusion (why), and the tied-head rewrite."""
-    entry: dict[str, Any] = {"fusion": False, "reason": reason}
-    if tied:
-        entry["tied_lm_head"] = (
-            f"{tied} MatMul(x, Transpose(embedding)) written as FusedMatMul(transB=1) in the fp32 graphs, so "
-            "onnxruntime keeps no transposed copy of the embedding (int8 / q4 / fp16 keep the MatMul)"
-        )
-    return entry
-
-
-def component_entries(
-    staging: Path, dtypes: Sequence[str], components: dict[str, str], quantization: Any, validations: dict[str, Any]
-) -> dict[str, Any]:
-    """The manifest's `files` entries of every component in every dtype, fp32 first; `quantization(dtype, name)`
-    gives a file's quantization settings."""
-    from .record import onnx_file_entry
-
-    files: dict[str, Any] = {}
-    for dtype in ["fp32", *(d for d in dtypes if d != "fp32")]:
-        for role, stem in components.items():
-            name = variant_filename(dtype, stem)
-            entry = onnx_file_entry(staging / name, dtype, quantization(dtype, name), validations.get(dtype))
-            entry["component"] = role
-            files[name] = entry
-    return files
+    def paths(self, dtype: str) -> tuple[Path, Optional[Path]]:
+        """(decoder, encoder or None) files of `dtype`."""
+        decoder = self.staging / variant_filename(dtype, self.components["decoder"])
+        encoder = self.staging / variant_filename(dtype, self.components["encoder"]) if self.encoder_decoder else None
+        return decoder, encoder
 
 
 def _run(
@@ -169,63 +122,21 @@ def _run(
     not_fused: str, tie_heads: bool, work: Path, progress: Any, notes: list[str],
 ) -> dict[str, Any]:
     """The export steps inside the scratch folder `work`; returns the manifest after installing the folder."""
-    from . import generative_validate as check
-    from .deps import created_with
-    from .generative_variants import merged_decoder_variant, write_generation_variant
-    from .folder import install
-    from .onnx_files import opset
-    from .record import source_entry, support_entries
-    from .source import resolve_source
-    from .support import copy_support_files
-
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_architecture(recipe, source.config)
     encoder_decoder = bool(source.config.get("is_encoder_decoder"))
     components = ENCODER_DECODER if encoder_decoder else DECODER_ONLY
     staging, optimum_folder, tied = stage_components(source.path, out, recipe, components, work, progress, tie_heads)
-
-    def paths(dtype: str) -> tuple[Path, Optional[Path]]:
-        decoder = staging / variant_filename(dtype, components["decoder"])
-        encoder = staging / variant_filename(dtype, components["encoder"]) if encoder_decoder else None
-        return decoder, encoder
+    staged = _Staged(staging, optimum_folder, components, encoder_decoder)
 
     reference = None
     validations: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
     with progress.step("check fp32 against torch" if validate else "skip the torch check"):
         if validate:
             reference = check.torch_reference(source.path, source.config)
-            figures = check.validate_files(*paths("fp32"), reference, check.FP32_RELATIVE_TOLERANCE)
-            if not figures["passed"]:
-                raise ValidationError(
-                    f"The fp32 ONNX export differs from torch: logits relative diff {figures['logits_relative_diff']:.3g} "
-                    f"> {check.FP32_RELATIVE_TOLERANCE:g} (max abs diff {figures['max_abs_diff']:.3g} on logits up to "
-                    f"{figures['logits_max_abs']:.3g}); nothing was written."
-                )
-            if figures["greedy_agreement"] < 1.0:
-                notes.append(
-                    f"fp32: greedy tokens agree with torch on {figures['greedy_agreement']:.0%} (logits within "
-                    "tolerance: a near tie between two tokens)"
-                )
-            validations["fp32"] = figures
-
-    quantization: dict[str, Optional[dict[str, Any]]] = {}  # file name -> its quantization settings
-    for dtype in dtypes:
-        if dtype == "fp32":
-            continue
-        with progress.step(f"{dtype} variant"):
-            for role, stem in components.items():
-                target = staging / variant_filename(dtype, stem)
-                if role == "decoder" and encoder_decoder:
-                    quantization[target.name] = merged_decoder_variant(dtype, optimum_folder, target)
-                else:
-                    fp32 = staging / variant_filename("fp32", stem)
-                    quantization[target.name] = write_generation_variant(dtype, fp32, target)
-            if reference is not None:  # reduced precision is reported (tolerance None), never refused
-                validations[dtype] = check.validate_files(*paths(dtype), reference, None)
-                warning = check.quality_warning(variant_filename(dtype, components["decoder"]), validations[dtype])
-                if warning:
-                    notes.append(warning)
+            validations["fp32"] = _checked_fp32(staged, reference, notes)
+    quantization = _write_variants(staged, dtypes, reference, validations, progress, notes)
 
     with progress.step("write folder"):
         support = copy_support_files(source.path, optimum_folder, staging)
@@ -238,7 +149,7 @@ def _run(
             "task": recipe.task,
             "source": source_entry(source.model, source.revision, source.config),
             "created_with": created_with(),
-            "export": {"optimum_task": recipe.optimum_task, "exporter": "optimum", "opset": opset(paths("fp32")[0])},
+            "export": {"optimum_task": recipe.optimum_task, "exporter": "optimum", "opset": opset(staged.paths("fp32")[0])},
             "optimization": optimization_entry(not_fused, tied),
             "is_encoder_decoder": encoder_decoder,
             "components": dict(components),
@@ -256,12 +167,53 @@ def _run(
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _checked_fp32(staged: _Staged, reference: check.Reference, notes: list[str]) -> dict[str, Any]:
+    """The fp32 files' figures against torch; ValidationError (nothing is written) when their logits are off."""
+    figures = check.validate_files(*staged.paths("fp32"), reference, check.FP32_RELATIVE_TOLERANCE)
+    if not figures["passed"]:
+        raise ValidationError(
+            f"The fp32 ONNX export differs from torch: logits relative diff {figures['logits_relative_diff']:.3g} "
+            f"> {check.FP32_RELATIVE_TOLERANCE:g} (max abs diff {figures['max_abs_diff']:.3g} on logits up to "
+            f"{figures['logits_max_abs']:.3g}); nothing was written."
+        )
+    if figures["greedy_agreement"] < 1.0:
+        notes.append(
+            f"fp32: greedy tokens agree with torch on {figures['greedy_agreement']:.0%} (logits within "
+            "tolerance: a near tie between two tokens)"
+        )
+    return figures
+
+
+def _write_variants(
+    staged: _Staged, dtypes: list[str], reference: Optional[check.Reference],
+    validations: dict[str, Optional[dict[str, Any]]], progress: Any, notes: list[str],
+) -> dict[str, Optional[dict[str, Any]]]:
+    """Write every reduced-precision dtype of every component (a merged decoder is converted half by half), and
+    add each dtype's figures to `validations` when there is a torch reference; returns file name -> quantization."""
+    quantization: dict[str, Optional[dict[str, Any]]] = {}
+    for dtype in dtypes:
+        if dtype == "fp32":
+            continue
+        with progress.step(f"{dtype} variant"):
+            for role, stem in staged.components.items():
+                target = staged.staging / variant_filename(dtype, stem)
+                if role == "decoder" and staged.encoder_decoder:
+                    quantization[target.name] = merged_decoder_variant(dtype, staged.optimum_folder, target)
+                else:
+                    fp32 = staged.staging / variant_filename("fp32", stem)
+                    quantization[target.name] = write_generation_variant(dtype, fp32, target)
+            if reference is not None:  # reduced precision is reported (tolerance None), never refused
+                validations[dtype] = check.validate_files(*staged.paths(dtype), reference, None)
+                warning = check.quality_warning(variant_filename(dtype, staged.components["decoder"]), validations[dtype])
+                if warning:
+                    notes.append(warning)
+    return quantization
+
+
 def _tokenizer_json(source: Path, staging: Path, support: list[str]) -> Optional[dict[str, Any]]:
     """Make sure the folder has a tokenizer.json (Marian: converted and checked here); the check figures or None."""
     if "tokenizer.json" in support:
         return None
-    from .marian_tokenizer import is_marian, write_marian_tokenizer
-
     if is_marian(source):
         figures = write_marian_tokenizer(source, staging)
         support.append("tokenizer.json")

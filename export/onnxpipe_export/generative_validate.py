@@ -15,6 +15,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe.session import session_options
+
 VALIDATION_PROMPTS: tuple[str, ...] = (
     "Hello world.",
     "The quick brown fox jumps over the lazy dog.",
@@ -25,7 +27,7 @@ VALIDATION_PROMPTS: tuple[str, ...] = (
 NEW_TOKENS = 16
 MAX_PROMPT_TOKENS = 64
 # fp32 logits farther from torch than this, relative to max(1, max|torch logits|), fail the export.
-# ONNX-vs-torch differences grow with model size (EXPORT_NOTES): ~1e-6 on tiny models, ~1e-4 absolute on a
+# ONNX-vs-torch differences grow with model size (measured): ~1e-6 on tiny models, ~1e-4 absolute on a
 # 135M decoder whose logits reach ~20, i.e. ~5e-6 relative.
 FP32_RELATIVE_TOLERANCE = 1e-4
 # a reduced-precision file whose greedy tokens agree with torch on less than this share gets a warning
@@ -47,8 +49,6 @@ class OrtDecoder:
 
     def __init__(self, decoder: Path, encoder: Optional[Path] = None):
         import onnxruntime as ort
-
-        from onnxpipe.session import session_options
 
         options = session_options()  # the runtime's settings for this CPU class
         options.log_severity_level = 3

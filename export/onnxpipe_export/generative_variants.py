@@ -14,17 +14,17 @@ from typing import Any, Optional
 
 from onnxpipe.manifest import variant_filename
 
-from .errors import ConversionError
+from .dtypes import QUANTIZATION
+from .errors import ConversionError, first_line
+from .onnx_files import save_model
+from .tied_weights import unfuse_transposed_weights
+from .weight_only import quantize_weight_only
 
 
 def write_generation_variant(dtype: str, fp32_path: Path, output_path: Path) -> Optional[dict[str, Any]]:
     """Write one component's `dtype` variant; return its manifest `quantization` entry."""
-    from .errors import first_line
-
     try:
         if dtype in ("int8", "q4"):  # weight-only MatMulNBits: dynamic int8 (MatMulInteger) is slow per decoding step
-            from .weight_only import quantize_weight_only
-
             return quantize_weight_only(fp32_path, output_path, 8 if dtype == "int8" else 4)
         return _fp16(fp32_path, output_path)
     except Exception as exc:  # the quantizer and converter raise bare exceptions on unusual graphs
@@ -35,11 +35,6 @@ def _fp16(fp32_path: Path, output_path: Path) -> dict[str, Any]:
     """fp16 weights and compute with fp32 inputs and outputs (the cache stays fp32 at the IO)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    from .dtypes import QUANTIZATION
-    from .onnx_files import save_model
-
-    from .tied_weights import unfuse_transposed_weights
 
     model = onnx.load(str(fp32_path))
     unfuse_transposed_weights(model.graph)  # the converter knows MatMul, not the fp32 file's FusedMatMul
@@ -72,8 +67,6 @@ def _sort_nodes(graph: Any) -> None:
 def merged_decoder_variant(dtype: str, plain: Path, output_path: Path) -> Optional[dict[str, Any]]:
     """A reduced-precision merged decoder: optimum's two decoders converted one by one, then merged again."""
     from optimum.onnx import merge_decoders
-
-    from .errors import first_line
 
     halves, entry = [], None
     for stem in ("decoder_model", "decoder_with_past_model"):

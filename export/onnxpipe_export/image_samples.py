@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, first_line
-from .validate import Batch, Samples
+from .samples import Batch, Samples, load_tokenizer
 
 # (height, width) of each validation batch; two different pictures per batch so batches need no padding
 # (DETR / YOLOS graphs take no pixel_mask)
@@ -56,8 +56,6 @@ def _batch(processor: Any, images: list[np.ndarray], captions: dict[str, np.ndar
 
 def _tokenizer(source: Path, modality: str) -> Any:
     """The checkpoint's tokenizer, or None for image-only models."""
-    from .validate import load_tokenizer
-
     return None if modality == "image" else load_tokenizer(source)
 
 

@@ -40,9 +40,9 @@ def is_marian(source: Path) -> bool:
 
 def build_marian_tokenizer(source: Path) -> Any:
     """The Rust `tokenizers.Tokenizer` equivalent of the checkpoint's MarianTokenizer (source side)."""
+    from sentencepiece import sentencepiece_model_pb2 as model_pb2
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
-    from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
     config = _tokenizer_config(source)
     if config.get("separate_vocabs"):

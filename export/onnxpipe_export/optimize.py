@@ -54,7 +54,7 @@ class Fusion:
             entry["fused_operators"] = dict(self.fused_operators)
         return entry
 
-    def rejected(self, reason: str) -> "Fusion":
+    def rejected(self, reason: str) -> Fusion:
         """The same fusion, recorded as not used, for a fused graph that failed validation."""
         return Fusion(False, reason, self.ort_model_type, self.fused_operators, None)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .errors import ConversionError, first_line
 from .dtypes import QUANTIZATION
+from .errors import ConversionError, first_line
 from .onnx_files import EXTERNAL_DATA_THRESHOLD, save_model, side_files
-from .validate import Batch
+from .per_token import per_token_activations
+from .samples import Batch
+from .smooth import SMOOTH_ALPHA, activation_maxima, smooth_matmuls
 
 
 def _size_with_data(path: Path) -> int:
@@ -41,9 +43,6 @@ def quantize_int8(fp32_path: Path, output_path: Path, calibration: Sequence[Batc
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from .per_token import per_token_activations
-    from .smooth import SMOOTH_ALPHA, activation_maxima, smooth_matmuls
 
     settings: dict[str, Any] = dict(QUANTIZATION["int8"] or {})
     source = fp32_path

@@ -61,7 +61,7 @@ def _download(repo_id: str, revision: Optional[str]) -> Path:
     return folder
 
 
-def resolve_source(model: "str | os.PathLike[str]", revision: Optional[str] = None) -> Source:
+def resolve_source(model: str | os.PathLike[str], revision: Optional[str] = None) -> Source:
     """Find the checkpoint: a local folder with config.json, or a hub id downloaded (or read from the cache)."""
     text = os.fspath(model)
     path = Path(text).expanduser()

@@ -36,7 +36,7 @@ class ExportTask:
     # who writes the plain ONNX graph (convert.py): "optimum" (main_export), or "vilt" (vilt.py: torch.onnx
     # with an export-friendly patch embedding, for ViLT, which optimum does not export)
     exporter: str = "optimum"
-    # "graph": one graph validated by `metric` (api.py); "generation": graphs with a KV cache, written and
+    # "graph": one graph validated by `metric` (graph_export.py); "generation": graphs with a KV cache, written and
     # validated by generative.py (logits and greedy tokens)
     kind: str = "graph"
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from .onnx_files import save_model
+
 CONTRIB = "com.microsoft"
 
 
@@ -85,8 +87,6 @@ def fuse_file(path: Path) -> int:
     """Apply `fuse_transposed_weights` to an ONNX file in place (kept unchanged when there is nothing to do)."""
     import onnx
     from onnx import helper
-
-    from .onnx_files import save_model
 
     model = onnx.load(str(path))
     count = fuse_transposed_weights(model.graph)

@@ -1,19 +1,22 @@
-"""Step 5: compare each written ONNX file with the torch model on a few varied tokenized inputs."""
+"""Step 5: compare each written ONNX file with the torch model on a few varied inputs of its modality: tokenized
+texts (and text pairs) here, generated pictures (image_samples.py) or generated clips (audio_samples.py)."""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError
-from onnxpipe.validation import Comparison, batch_mask, fp32_tolerance, run_file, stacked
+from onnxpipe.validation import Comparison, fp32_tolerance, run_file, stacked
 from onnxpipe.validation import compare as compare_outputs
 
+from .audio_samples import build_audio_samples
 from .errors import ConversionError, first_line
+from .image_samples import build_image_samples
+from .samples import Batch, Samples, load_tokenizer, max_length
 from .tasks import ExportTask
 
 SAMPLE_TEXTS: tuple[str, ...] = (
@@ -34,43 +37,10 @@ SAMPLE_PAIRS: tuple[tuple[str, str], ...] = (
     ("Is this the right way to the station?", "Yes."),
     ("Le chat dort.", "猫が寝ている。"),
 )
-# at most this many tokens per text, so validation stays fast on real-size models
-MAX_TOKENS = 128
 # a reduced-precision embedding whose mean-pooled cosine to torch falls below this gets a warning. Measured on
 # real all-MiniLM-L6-v2 with these samples: per-channel int8 gives 0.954 (on "ok") to 0.994, per-tensor int8
 # (the failure this guards against) 0.86 to 0.97, fp16 1.0000.
 MIN_COSINE_WARN = 0.93
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One padded batch of tokenizer output (numpy arrays keyed by input name)."""
-
-    feeds: dict[str, np.ndarray]
-
-    @property
-    def mask(self) -> np.ndarray:
-        """The attention mask; all ones when the tokenizer gives none (one column per image for image batches)."""
-        return batch_mask(self.feeds)
-
-
-@dataclass(frozen=True)
-class Samples:
-    """The validation batches and a one-line description for the manifest."""
-
-    batches: tuple[Batch, ...]
-    description: str
-
-
-def max_length(tokenizer: Any, config: dict[str, Any]) -> int:
-    """The longest sample in tokens: MAX_TOKENS, or less when the model takes less."""
-    limits = [MAX_TOKENS]
-    if isinstance(tokenizer.model_max_length, int) and tokenizer.model_max_length < 1_000_000:
-        limits.append(tokenizer.model_max_length)
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and positions > 2:
-        limits.append(positions - 2)  # RoBERTa-style position ids start after the padding index
-    return min(limits)
 
 
 def _describe(name: str, batch: Batch) -> str:
@@ -78,29 +48,12 @@ def _describe(name: str, batch: Batch) -> str:
     return f"{len(lengths)} {name} in one padded batch, {int(lengths.min())}-{int(lengths.max())} tokens"
 
 
-def load_tokenizer(source: Path) -> Any:
-    """The checkpoint's transformers tokenizer, with a pad token so batches can be padded."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
-    except Exception as exc:
-        raise ConversionError(f"Cannot load the tokenizer of {str(source)!r}: {first_line(exc)}") from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return tokenizer
-
-
 def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> Samples:
     """Tokenize the sample texts (and text pairs, for tasks that take them) with the checkpoint's tokenizer;
     image tasks get generated pictures processed by the checkpoint's image processor instead."""
     if recipe.modality == "audio":
-        from .audio_samples import build_audio_samples
-
         return build_audio_samples(source)
     if recipe.modality != "text":
-        from .image_samples import build_image_samples
-
         return build_image_samples(source, recipe.modality)
     tokenizer = load_tokenizer(source)
     options = dict(padding=True, truncation=True, max_length=max_length(tokenizer, config), return_tensors="np")

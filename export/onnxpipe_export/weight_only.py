@@ -19,6 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .onnx_files import EXTERNAL_DATA_THRESHOLD
+from .tied_weights import unfuse_transposed_weights
+
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations quantized per block
 
@@ -38,10 +41,6 @@ def quantize_weight_only(fp32_path: Path, output_path: Path, bits: int) -> dict[
     import onnx
     from onnxruntime.quantization import QuantFormat
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
-
-    from .onnx_files import EXTERNAL_DATA_THRESHOLD
-
-    from .tied_weights import unfuse_transposed_weights
 
     model = onnx.load(str(fp32_path))
     unfuse_transposed_weights(model.graph)  # the fp32 file's tied head, back to Transpose + MatMul to be quantized

@@ -1,9 +1,9 @@
 """Export for Whisper speech recognition: `encoder_model.onnx` + `decoder_model_merged.onnx` with a KV cache.
 
 optimum's `automatic-speech-recognition-with-past` task writes the encoder (input_features -> last_hidden_state)
-and three decoders; as for text encoder-decoders (generative.py, whose steps are reused) only the merged decoder
-is kept. Each dtype's pair is checked against torch on generated audio (whisper_validate.py). CTC speech
-models keep the single-graph path of api.export.
+and three decoders; as for text encoder-decoders only the merged decoder is kept (generative_components.py stages
+both paths' graphs). Each dtype's pair is checked against torch on generated audio (whisper_validate.py). CTC speech
+models keep the single-graph path (graph_export.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,19 @@ from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
+from . import generative_validate
+from . import whisper_validate as check
+from .deps import created_with
+from .dtypes import GENERATION_DTYPES, parse_dtypes
 from .errors import UnsupportedTaskError, ValidationError
+from .folder import install
+from .generative_components import stage_components
+from .generative_variants import merged_decoder_variant, write_generation_variant
+from .manifest_entries import component_entries, optimization_entry, source_entry, support_entries
+from .onnx_files import opset
+from .scratch_export import ExportResult, run_export
+from .source import resolve_source
+from .support import copy_support_files
 from .tasks import ExportTask
 
 OPTIMUM_TASK = "automatic-speech-recognition-with-past"
@@ -31,7 +43,7 @@ CACHE_NOTE = (
 )
 
 
-def is_whisper_checkpoint(model: Union[str, "os.PathLike[str]"], revision: Optional[str] = None) -> bool:
+def is_whisper_checkpoint(model: Union[str, os.PathLike[str]], revision: Optional[str] = None) -> bool:
     """Whether `model` (a folder or hub id) is a Whisper checkpoint (config.json model_type "whisper")."""
     path = Path(str(model)).expanduser()
     if path.is_dir():
@@ -39,13 +51,12 @@ def is_whisper_checkpoint(model: Union[str, "os.PathLike[str]"], revision: Optio
         if not config_path.is_file():
             return False
         return json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == "whisper"
-    from .source import resolve_source
-
     return resolve_source(model, revision).config.get("model_type") == "whisper"
 
 
 def check_whisper_config(config: dict[str, Any]) -> None:
-    """Refuse shapes the runtime's 30 s windows cannot feed (EXPORT_NOTES gotcha 6)."""
+    """Refuse shapes the runtime's 30 s windows cannot feed: the encoder takes exactly 2 * max_source_positions
+    mel frames, and the feature extractor makes 3000."""
     frames = 2 * int(config.get("max_source_positions", 0))
     if frames != 3000:
         raise UnsupportedTaskError(
@@ -55,18 +66,15 @@ def check_whisper_config(config: dict[str, Any]) -> None:
 
 
 def export_whisper(
-    model: Union[str, "os.PathLike[str]"],
-    output: Union[str, "os.PathLike[str]"],
+    model: Union[str, os.PathLike[str]],
+    output: Union[str, os.PathLike[str]],
     dtype: Union[str, Sequence[str]],
     *,
     revision: Optional[str] = None,
     quiet: bool = False,
     validate: bool = True,
-) -> Any:
+) -> ExportResult:
     """Export a Whisper checkpoint for automatic-speech-recognition (api.export dispatches here)."""
-    from .dtypes import GENERATION_DTYPES, parse_dtypes
-    from .frame import run_export
-
     dtypes = parse_dtypes(dtype, allowed=tuple(d for d in GENERATION_DTYPES if d != "q4"))
     return run_export(
         output, 4 + sum(d != "fp32" for d in dtypes), quiet,
@@ -78,17 +86,8 @@ def _run(
     model: Any, dtypes: list[str], out: Path, revision: Optional[str], validate: bool, work: Path, progress: Any,
     notes: list[str],
 ) -> dict[str, Any]:
-    from . import whisper_validate as check
-    from .deps import created_with
-    from .folder import install
-    from .generative import component_entries, optimization_entry, stage_components
-    from .generative_validate import FP32_RELATIVE_TOLERANCE, quality_warning
-    from .generative_variants import merged_decoder_variant, write_generation_variant
-    from .onnx_files import opset
-    from .record import source_entry, support_entries
-    from .source import resolve_source
-    from .support import copy_support_files
-
+    """The export steps inside the scratch folder `work`; returns the manifest after installing the folder."""
+    tolerance = generative_validate.FP32_RELATIVE_TOLERANCE
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_whisper_config(source.config)
@@ -104,11 +103,11 @@ def _run(
     with progress.step("check fp32 against torch" if validate else "skip the torch check"):
         if validate:
             reference = check.torch_reference(source.path, generation)
-            figures = check.validate_files(*pair("fp32"), reference, FP32_RELATIVE_TOLERANCE)
+            figures = check.validate_files(*pair("fp32"), reference, tolerance)
             if not figures["passed"]:
                 raise ValidationError(
                     f"The fp32 Whisper export differs from torch: logits relative diff {figures['logits_relative_diff']:.3g} "
-                    f"> {FP32_RELATIVE_TOLERANCE:g}; nothing was written."
+                    f"> {tolerance:g}; nothing was written."
                 )
             if figures["greedy_agreement"] < 1.0:
                 notes.append(f"fp32: greedy tokens agree with torch on {figures['greedy_agreement']:.0%} (a near tie)")
@@ -123,7 +122,7 @@ def _run(
             quantization[dtype] = merged_decoder_variant(dtype, optimum_folder, pair(dtype)[0])
             if reference is not None:
                 validations[dtype] = check.validate_files(*pair(dtype), reference, None)
-                warning = quality_warning(variant_filename(dtype, COMPONENTS["decoder"]), validations[dtype])
+                warning = generative_validate.quality_warning(variant_filename(dtype, COMPONENTS["decoder"]), validations[dtype])
                 if warning:
                     notes.append(warning)
 

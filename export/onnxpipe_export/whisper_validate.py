@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .audio_samples import generated_clip
-from .generative_validate import OrtDecoder, Trace, torch_greedy_cross
+from .generative_validate import OrtDecoder, Trace, compare_traces, torch_greedy_cross
 
 CLIPS: tuple[tuple[str, float], ...] = (("speechlike", 3.0), ("tone", 1.5), ("noise", 5.0), ("chirp", 2.0), ("silence", 1.0))
 NEW_TOKENS = 12
@@ -89,8 +89,6 @@ def torch_reference(source: Path, generation_config: dict[str, Any]) -> WhisperR
 
 def validate_files(decoder: Path, encoder: Path, reference: WhisperReference, tolerance: Optional[float]) -> dict[str, Any]:
     """Run the ONNX greedy loop over the pair on the reference clips; return generative_validate's figures."""
-    from .generative_validate import compare_traces
-
     runner = OrtWhisper(decoder, encoder)
     traces = [runner.greedy_features(f, reference.prompt, NEW_TOKENS) for f in reference.features]
     return compare_traces(traces, reference.traces, tolerance)

@@ -16,7 +16,16 @@ from onnxpipe.cpu import CpuInfo, this_cpu
 from onnxpipe.errors import IntegrityError, MissingModelFileError
 from onnxpipe.manifest import MANIFEST_NAME, sha256_file
 from onnxpipe.model_folder import ModelFolder
-from onnxpipe.validation import REFERENCES_NAME, Comparison, acceptance, batch_mask, compare, load_references, meets, run_file
+from onnxpipe.validation import (
+    REFERENCES_NAME,
+    Comparison,
+    acceptance,
+    batch_mask,
+    compare,
+    load_references,
+    meets,
+    run_file,
+)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe import __version__
+from onnxpipe.check import run_check
+from onnxpipe.cpu import this_cpu
 from onnxpipe.errors import ExportDependencyError, OnnxpipeError
+from onnxpipe.pipelines import pipeline
 from onnxpipe.registry import ALIASES, TASKS
+from onnxpipe.serving import command as serve_command  # argparse only: the app's dependencies load in `serve`
 
 EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "onnx")
 EXPORT_INSTALL = "pip install 'onnxpipe[export]'"
@@ -77,9 +82,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print what this machine gives onnxpipe: versions, execution providers, CPU class and the int8 settings."""
     import onnxruntime as ort
 
-    from onnxpipe import __version__
-    from onnxpipe.cpu import this_cpu
-
     print(f"onnxpipe {__version__}, onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}")
     print(f"CPU class: {this_cpu().describe()}")
     return 0
@@ -87,15 +89,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Measure every file of an export folder on its stored references, on this CPU; 1 when one misses its bound."""
-    from onnxpipe.check import run_check
-
     return run_check(args.folder, as_json=args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a pipeline on texts from the command line (or stdin lines) and print JSON."""
-    from onnxpipe.pipelines import pipeline
-
     inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if args.json_input:
         inputs = [json.loads(text) for text in inputs]
@@ -180,9 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if argv[:1] == ["bench"]:
             return cmd_bench(argv[1:])
         if argv[:1] == ["serve"]:  # in-process: it needs only the runtime and the serve extra, imported there
-            from onnxpipe.serving.command import main as cmd_serve
-
-            return cmd_serve(argv[1:])
+            return serve_command.main(argv[1:])
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
         if args.command == "run":  # texts may come before or after the options

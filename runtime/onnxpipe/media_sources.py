@@ -22,7 +22,7 @@ class MediaSources:
     urls: bool = True
 
     @classmethod
-    def inline_only(cls) -> "MediaSources":
+    def inline_only(cls) -> MediaSources:
         """Neither files nor URLs: only bytes, arrays, PIL images and base64 strings."""
         return cls(files=False, urls=False)
 
@@ -37,6 +37,10 @@ class MediaSources:
     def may_read_files(self) -> bool:
         """Whether a string may name a local file. When not, the string is never even looked up on disk."""
         return self.files
+
+
+#: the default (files and URLs, as transformers): a module-level instance, usable as a default argument
+FILES_AND_URLS = MediaSources()
 
 
 def describe(sources: MediaSources) -> str:

@@ -63,7 +63,7 @@ class ModelFolder:
     remote_onnx: tuple[str, ...] = field(default=())
 
     @classmethod
-    def open(cls, model: Union[str, "os.PathLike[str]", "ModelFolder"], revision: Optional[str] = None) -> "ModelFolder":
+    def open(cls, model: Union[str, os.PathLike[str], ModelFolder], revision: Optional[str] = None) -> ModelFolder:
         """Open a folder path or a hub id; a clear ModelNotFoundError when neither exists."""
         if isinstance(model, ModelFolder):
             return model
@@ -85,7 +85,7 @@ class ModelFolder:
         return cls(folder.path, folder.manifest, folder.config, text, revision, remote)
 
     @classmethod
-    def _from_dir(cls, path: Path, repo_id: Optional[str] = None, revision: Optional[str] = None) -> "ModelFolder":
+    def _from_dir(cls, path: Path, repo_id: Optional[str] = None, revision: Optional[str] = None) -> ModelFolder:
         manifest = read_manifest(path)
         config_path = path / "config.json"
         if not config_path.is_file():

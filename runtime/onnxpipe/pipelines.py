@@ -8,19 +8,21 @@ from typing import Any, Optional, Union
 
 from onnxpipe.errors import InvalidOptionError, UnknownTaskError
 from onnxpipe.model_folder import ModelFolder
-from onnxpipe.registry import TASKS, list_tasks, normalize_task
+from onnxpipe.registry import MODEL_TYPE_CLASSES, TASKS, list_tasks, normalize_task
 
 
-def pipeline_class(task: str) -> type:
-    """Import and return the pipeline class of a (possibly aliased) task."""
-    module_name, class_name = TASKS[normalize_task(task)].split(":")
+def pipeline_class(task: str, model_type: Optional[str] = None) -> type:
+    """Import and return the pipeline class of a (possibly aliased) task, or of its model family where the
+    registry names one for `model_type` (Whisper's speech recognition)."""
+    task = normalize_task(task)
+    module_name, class_name = MODEL_TYPE_CLASSES.get((task, str(model_type)), TASKS[task]).split(":")
     module = importlib.import_module(f"onnxpipe.tasks.{module_name}")
     return getattr(module, class_name)
 
 
 def pipeline(
     task: Optional[str] = None,
-    model: Union[str, "os.PathLike[str]", None] = None,
+    model: Union[str, os.PathLike[str], None] = None,
     device: Union[str, int] = "cpu",
     dtype: Optional[str] = None,
     **options: Any,
@@ -47,7 +49,7 @@ def pipeline(
                 f"architectures {folder.config.get('architectures')!r} name no task onnxpipe runs. "
                 f"Pass the task, e.g. pipeline('text-classification', model=...). Known: {', '.join(list_tasks())}."
             )
-    cls = pipeline_class(task)
+    cls = pipeline_class(task, folder.config.get("model_type"))
     if task == "translation" and requested.strip().lower().startswith("translation_"):
         task = requested.strip().lower()  # the pipeline reads the languages (and T5 prefixes) from the full name
     return cls(folder, task=task, device=device, dtype=dtype, **options)

@@ -31,6 +31,12 @@ TASKS: dict[str, str] = {
     "translation": "translation:TranslationPipeline",
 }
 
+# (canonical task, config.json model_type) -> "module:class" for a model family that needs its own pipeline class,
+# a subclass of the task's class in TASKS (so isinstance against the task's class holds)
+MODEL_TYPE_CLASSES: dict[tuple[str, str], str] = {
+    ("automatic-speech-recognition", "whisper"): "whisper.pipeline:WhisperPipeline",
+}
+
 # transformers' aliases
 ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",

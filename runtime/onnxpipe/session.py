@@ -12,8 +12,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from onnxpipe.errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
 from onnxpipe.cpu import CpuInfo, this_cpu
+from onnxpipe.errors import CorruptModelError, DeviceNotAvailableError, InvalidInputError, InvalidOptionError
 from onnxpipe.huge_pages import HugePageWatch
 
 CPU = "CPUExecutionProvider"
@@ -75,7 +75,7 @@ def gpu_install_hint() -> str:
     return "Install the CUDA build with: pip install 'onnxpipe[gpu]' && pip install --force-reinstall --no-deps onnxruntime-gpu"
 
 
-def session_options(intra_op_num_threads: Optional[int] = None, cpu: Optional[CpuInfo] = None) -> "Any":
+def session_options(intra_op_num_threads: Optional[int] = None, cpu: Optional[CpuInfo] = None) -> Any:
     """onnxruntime SessionOptions with full graph optimization, an optional intra-op thread count, and the
     settings that keep int8 right on this CPU class (cpu.py; `cpu` defaults to this machine's)."""
     import onnxruntime as ort

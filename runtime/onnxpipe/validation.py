@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError
+from onnxpipe.session import session_options
 
 REFERENCES_NAME = "validation.npz"
 FP32_RELATIVE_TOLERANCE = 1e-4
@@ -43,7 +44,7 @@ class Comparison:
         return {**asdict(self), "outputs": list(self.outputs)}
 
     @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> "Comparison":
+    def from_manifest(cls, entry: Mapping[str, Any]) -> Comparison:
         """The comparison a manifest recorded."""
         return cls(tuple(entry["outputs"]), bool(entry["token_level"]), str(entry["metric"]), int(entry.get("class_axis", -1)))
 
@@ -73,8 +74,6 @@ def stacked(values: list[np.ndarray]) -> np.ndarray:
 def run_file(path: Path, comparison: Comparison, batches: Sequence[Feeds]) -> list[np.ndarray]:
     """Run an ONNX file on the CPU with the runtime's session settings; one stacked float32 output per batch."""
     import onnxruntime as ort
-
-    from onnxpipe.session import session_options
 
     options = session_options()
     options.log_severity_level = 3

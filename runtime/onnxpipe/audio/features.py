@@ -14,9 +14,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError, MissingModelFileError
 from onnxpipe.audio.kaldi_fbank import FRAME_LENGTH, kaldi_mel_filters, log_mel_fbank
 from onnxpipe.audio.whisper_mel import log_mel_spectrogram, mel_filter_bank
+from onnxpipe.errors import InvalidInputError, MissingModelFileError
 
 EPSILON = 1e-7  # transformers' zero_mean_unit_var_norm adds it to the variance
 
@@ -27,14 +27,36 @@ def normalize(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / np.sqrt(values.var() + EPSILON)
 
 
+class FromConfig:
+    """`from_config`: an extractor built from the fields of a preprocessor_config.json that its dataclass declares,
+    after `check_config` refused the settings it does not compute."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], where: str = "preprocessor_config.json") -> Any:
+        """The extractor a preprocessor_config.json describes (its fields of this class; the rest is ignored)."""
+        cls.check_config(config, where)
+        names = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        return cls(**{k: v for k, v in config.items() if k in names and v is not None})
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any], where: str) -> None:
+        """Raise MissingModelFileError for settings this extractor does not compute (none by default)."""
+
+
 @dataclass(frozen=True)
-class Wav2Vec2Features:
+class Wav2Vec2Features(FromConfig):
     """Wav2Vec2FeatureExtractor: `input_values` (and `attention_mask` when the config asks for one)."""
 
     sampling_rate: int = 16000
     do_normalize: bool = True
     padding_value: float = 0.0
     return_attention_mask: bool = False
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any], where: str) -> None:
+        """Raw-waveform models take one value per sample."""
+        if int(config.get("feature_size", 1)) != 1:
+            raise MissingModelFileError(f"{where} sets feature_size={config['feature_size']}; raw-waveform models take 1.")
 
     def __call__(self, clips: Sequence[np.ndarray], attention_mask: Optional[bool] = None) -> dict[str, np.ndarray]:
         """Feature each clip on its own (normalized over its own samples), then right-pad to the longest."""
@@ -49,7 +71,7 @@ class Wav2Vec2Features:
 
 
 @dataclass(frozen=True)
-class WhisperFeatures:
+class WhisperFeatures(FromConfig):
     """WhisperFeatureExtractor: `input_features` (batch, feature_size, frames) of clips padded/cut to 30 s."""
 
     feature_size: int = 80
@@ -59,6 +81,12 @@ class WhisperFeatures:
     n_fft: int = 400
     padding_value: float = 0.0
     return_attention_mask: bool = False
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any], where: str) -> None:
+        """transformers draws dither noise when `dither` is set; onnxpipe computes the noise-free features only."""
+        if float(config.get("dither", 0.0) or 0.0) != 0.0:
+            raise MissingModelFileError(f"{where} sets dither={config['dither']}; onnxpipe's Whisper features take dither 0 only.")
 
     @property
     def n_samples(self) -> int:
@@ -92,7 +120,7 @@ class WhisperFeatures:
 
 
 @dataclass(frozen=True)
-class ASTFeatures:
+class ASTFeatures(FromConfig):
     """ASTFeatureExtractor: `input_values` (batch, max_length frames, num_mel_bins)."""
 
     num_mel_bins: int = 128
@@ -131,28 +159,19 @@ def _mel_filters(n_fft: int, feature_size: int, sampling_rate: int) -> np.ndarra
 
 FeatureExtractor = Union[Wav2Vec2Features, WhisperFeatures, ASTFeatures]
 
-# feature_extractor_type -> the extractor that computes it; the wav2vec2 family all use Wav2Vec2FeatureExtractor
-_EXTRACTORS = {
+# feature_extractor_type -> the extractor that computes it (the wav2vec2 family all use Wav2Vec2FeatureExtractor).
+# Adding one: a frozen dataclass with FromConfig, computing transformers' features in numpy, and a row here.
+FEATURE_EXTRACTORS: dict[str, type[FromConfig]] = {
     "Wav2Vec2FeatureExtractor": Wav2Vec2Features, "WhisperFeatureExtractor": WhisperFeatures, "ASTFeatureExtractor": ASTFeatures,
 }
-
-
-def _fields(cls: type, config: Mapping[str, Any]) -> dict[str, Any]:
-    names = set(cls.__dataclass_fields__)
-    return {k: v for k, v in config.items() if k in names and v is not None}
 
 
 def feature_extractor_from_config(config: Mapping[str, Any], where: str = "preprocessor_config.json") -> FeatureExtractor:
     """The extractor a preprocessor_config.json describes; MissingModelFileError naming the type otherwise."""
     kind = config.get("feature_extractor_type")
-    if kind not in _EXTRACTORS:
+    if kind not in FEATURE_EXTRACTORS:
         raise MissingModelFileError(
             f"{where} has feature_extractor_type {kind!r}; onnxpipe computes audio features for "
-            f"{', '.join(sorted(_EXTRACTORS))}; others are not implemented yet."
+            f"{', '.join(sorted(FEATURE_EXTRACTORS))}; others are not implemented yet."
         )
-    cls = _EXTRACTORS[kind]
-    if cls is WhisperFeatures and float(config.get("dither", 0.0) or 0.0) != 0.0:
-        raise MissingModelFileError(f"{where} sets dither={config['dither']}; onnxpipe's Whisper features take dither 0 only.")
-    if cls is Wav2Vec2Features and int(config.get("feature_size", 1)) != 1:
-        raise MissingModelFileError(f"{where} sets feature_size={config['feature_size']}; raw-waveform models take 1.")
-    return cls(**_fields(cls, config))
+    return FEATURE_EXTRACTORS[kind].from_config(config, where)

@@ -19,10 +19,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError
-from onnxpipe.media_sources import MediaSources, describe, fetch_url
 from onnxpipe.audio.resample import resample
 from onnxpipe.audio.wav import is_wav, read_wav
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.media_sources import FILES_AND_URLS, MediaSources, describe, fetch_url
 
 AUDIO_INPUT_TYPES = (
     "a file path or http(s) URL, the bytes of an audio file, a 1-D float numpy array at the model's sampling rate, "
@@ -31,7 +31,7 @@ AUDIO_INPUT_TYPES = (
 MAX_CHANNELS = 8  # a 2-D array with an axis this short or shorter is read as (channels, samples) or (samples, channels)
 
 
-def load_audio(item: Any, sampling_rate: int, timeout: Optional[float] = None, sources: MediaSources = MediaSources()) -> np.ndarray:
+def load_audio(item: Any, sampling_rate: int, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS) -> np.ndarray:
     """One input as a finite, non-empty, mono float32 waveform at `sampling_rate` Hz."""
     if isinstance(item, os.PathLike):
         item = os.fspath(item)

@@ -14,9 +14,9 @@ from typing import Union
 import numpy as np
 
 from onnxpipe.generation.processors import apply_processors
-from onnxpipe.generation.warpers import log_softmax
 from onnxpipe.generation.search import SearchInputs, StepRunner
 from onnxpipe.generation.stopping import is_done
+from onnxpipe.maths import log_softmax
 
 _BIG = np.float32(1.0e9)
 
@@ -57,7 +57,11 @@ def beam_search(
     early_stopping: Union[bool, str],
     do_sample: bool,
 ) -> np.ndarray:
-    """Run beam search over rows expanded `num_beams` times per prompt; return (B * num_return_sequences, L)."""
+    """Run beam search over rows expanded `num_beams` times per prompt; return (B * num_return_sequences, L).
+
+    Longer than 80 lines on purpose: one loop that follows transformers' `_beam_search` step by step (its
+    comments keep transformers' step letters), so the two can be read side by side for parity.
+    """
     flat_n, cur_len = inputs.input_ids.shape
     batch = flat_n // num_beams
     max_length = inputs.max_length

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from onnxpipe.errors import InvalidOptionError
+from onnxpipe.options import check_bool, check_int, check_number, is_int, is_number
 
 
 def check_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -24,8 +25,7 @@ def check_values(values: dict[str, Any]) -> dict[str, Any]:
     if v["early_stopping"] not in (True, False, "never"):
         raise InvalidOptionError(f"early_stopping must be True, False or 'never', got {v['early_stopping']!r}.")
     for key in ("do_sample", "use_cache", "renormalize_logits", "remove_invalid_values", "max_length_from_call"):
-        if not isinstance(v[key], bool):
-            raise InvalidOptionError(f"{key} must be True or False, got {v[key]!r}.")
+        check_bool(key, v[key])
     v["eos_token_id"] = _token_list(v["eos_token_id"], "eos_token_id")
     v["forced_eos_token_id"] = _token_list(v["forced_eos_token_id"], "forced_eos_token_id")
     v["suppress_tokens"] = _token_list(v["suppress_tokens"], "suppress_tokens", allow_int=False)
@@ -57,7 +57,7 @@ def check_values(values: dict[str, Any]) -> dict[str, Any]:
 def _check_sampling(v: dict[str, Any]) -> None:
     temperature = v["temperature"]
     if temperature is not None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if not is_number(temperature) or not temperature > 0:
             extra = " For greedy decoding set do_sample=False." if temperature == 0 else ""
             raise InvalidOptionError(f"temperature must be a strictly positive float with do_sample=True, got {temperature!r}.{extra}")
         v["temperature"] = float(temperature)
@@ -83,20 +83,13 @@ def _check_sampling(v: dict[str, Any]) -> None:
 
 
 def _int(v: dict, key: str, *, minimum: int, optional: bool = False, message: Optional[str] = None) -> None:
-    value = v[key]
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        text = message or (f"must be an integer >= {minimum}")
-        raise InvalidOptionError(f"{key} {text}, got {value!r}.")
+    check_int(key, v[key], minimum=minimum, optional=optional, must=message or f"must be an integer >= {minimum}")
 
 
 def _float(v: dict, key: str, *, optional: bool = False, positive: bool = False) -> None:
-    value = v[key]
-    if value is None and optional:
+    value = check_number(key, v[key], optional=optional)
+    if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidOptionError(f"{key} must be a number, got {value!r}.")
     if positive and not value > 0:
         raise InvalidOptionError(f"{key} must be strictly positive, got {value!r}.")
     v[key] = float(value)
@@ -105,11 +98,9 @@ def _float(v: dict, key: str, *, optional: bool = False, positive: bool = False)
 def _token_list(value: Any, key: str, allow_int: bool = True) -> Optional[tuple[int, ...]]:
     if value is None:
         return None
-    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+    if allow_int and is_int(value):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value
-    ):
+    if not isinstance(value, (list, tuple)) or not all(is_int(t) and t >= 0 for t in value):
         form = "a token id or a list of token ids" if allow_int else "a list of token ids"
         raise InvalidOptionError(f"{key} must be {form} (non-negative integers), got {value!r}.")
     return tuple(value)
@@ -120,7 +111,7 @@ def _word_lists(value: Any) -> Optional[tuple[tuple[int, ...], ...]]:
         return None
     ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
         isinstance(seq, (list, tuple)) and len(seq) > 0
-        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in seq)
+        and all(is_int(t) and t >= 0 for t in seq)
         for seq in value
     )
     if not ok:
@@ -136,8 +127,7 @@ def _sequence_bias(value: Any) -> Optional[tuple[tuple[tuple[int, ...], float], 
     pairs = list(value.items()) if isinstance(value, Mapping) else value
     ok = isinstance(pairs, (list, tuple)) and len(pairs) > 0 and all(
         isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], (list, tuple)) and len(p[0]) > 0
-        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in p[0])
-        and isinstance(p[1], (int, float)) and not isinstance(p[1], bool)
+        and all(is_int(t) and t >= 0 for t in p[0]) and is_number(p[1])
         for p in pairs
     )
     if not ok:
@@ -160,8 +150,8 @@ def _stop_strings(value: Any) -> Optional[tuple[str, ...]]:
 def _decay(value: Any) -> Optional[tuple[int, float]]:
     if value is None:
         return None
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], int) and not isinstance(
-        value[0], bool) and value[0] >= 0 and isinstance(value[1], (int, float)) and not isinstance(value[1], bool) and value[1] > 0
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and is_int(value[0]) and value[0] >= 0 and is_number(
+        value[1]) and value[1] > 0
     if not ok:
         raise InvalidOptionError(
             "exponential_decay_length_penalty must be (start_index, decay_factor): a non-negative int and a "

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional, Union
 
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.generation.checks import check_values
+from onnxpipe.options import is_number
 
 #: transformers' GenerationConfig() defaults for the options onnxpipe implements
 DEFAULTS: dict[str, Any] = {
@@ -154,7 +155,7 @@ class GenerationConfig:
             return "sample" if self.do_sample else "greedy"
         return "beam_sample" if self.do_sample else "beam"
 
-    def replace(self, **changes: Any) -> "GenerationConfig":
+    def replace(self, **changes: Any) -> GenerationConfig:
         """A copy with `changes` applied and validated (keys as in resolve_generation_config's overrides)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values.update(changes)
@@ -265,7 +266,7 @@ def _reject_options(options: Mapping[str, Any], what: str) -> None:
 
 def _same(value: Any, inactive: Any) -> bool:
     return value is inactive or (type(value) is type(inactive) and value == inactive) or (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(inactive, float) and value == inactive
+        is_number(value) and isinstance(inactive, float) and value == inactive
     )
 
 

@@ -72,6 +72,9 @@ def generate(
     `logits_processor=` argument); `streamer` gets `put(ids)` / `end()` calls as transformers' streamers do (greedy/sampling only).
     `decoder_input_ids` (encoder-decoder only) is the decoder prompt, used as given (it should start with
     the decoder start token; Whisper-style forced prefixes), instead of decoder_start_token_id alone.
+
+    Longer than 80 lines on purpose: it mirrors transformers' `generate` set-up and `_sample` loop in order,
+    so the two can be compared line by line.
     """
     input_ids = _as_ids(input_ids, "input_ids")
     batch = input_ids.shape[0]

@@ -58,7 +58,7 @@ class CacheLayout:
         input_shapes: Mapping[str, Sequence[Any]],
         outputs: Sequence[str],
         config: Mapping[str, Any],
-    ) -> "CacheLayout":
+    ) -> CacheLayout:
         """Read the layout from a graph's inputs (name -> ORT type string), input shapes and output names.
 
         Heads and head size come from the past inputs' static dims, else from config.json; a past input

@@ -17,7 +17,15 @@ import numpy as np
 
 from onnxpipe.generation.io_binding import ENCODER_HIDDEN, LOGITS, BoundRunner, plan_step
 from onnxpipe.generation.kv_cache import position_ids
-from onnxpipe.generation.onnx_decoder import CacheState, check_mask, device_of, grown_history, graph_layout, last_logits, take_rows
+from onnxpipe.generation.onnx_decoder import (
+    CacheState,
+    check_mask,
+    device_of,
+    graph_layout,
+    grown_history,
+    last_logits,
+    take_rows,
+)
 
 ENCODER_MASK = "encoder_attention_mask"
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.generation.config import GenerationConfig
-from onnxpipe.generation.warpers import NEG_INF, EpsilonCutoff, EtaCutoff, MinP, Temperature, TopK, TopP, Typical, log_softmax
+from onnxpipe.generation.warpers import NEG_INF, EpsilonCutoff, EtaCutoff, MinP, Temperature, TopK, TopP, Typical
+from onnxpipe.maths import log_softmax
 
 LogitsProcessor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -16,8 +16,8 @@ import numpy as np
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.generation.decoder import Decoder, State
 from onnxpipe.generation.processors import LogitsProcessor, apply_processors
-from onnxpipe.generation.warpers import softmax
 from onnxpipe.generation.stopping import Criterion, is_done
+from onnxpipe.maths import softmax
 
 
 @dataclass

@@ -96,7 +96,7 @@ class TextIteratorStreamer(TextStreamer):
 
     def __init__(self, decode: Decode, skip_prompt: bool = False, timeout: Optional[float] = None):
         super().__init__(decode, skip_prompt)
-        self.text_queue: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.text_queue: queue.Queue[Optional[str]] = queue.Queue()
         self.stop_signal = None
         self.timeout = timeout
 

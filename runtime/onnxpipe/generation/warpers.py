@@ -1,24 +1,13 @@
 """Sampling warpers in numpy (temperature, top-k, top-p, min-p, typical, epsilon, eta), each equal to its transformers 4.57 namesake,
-plus the float32 softmax helpers the search loops share. transformers applies them only when sampling."""
+transformers applies them only when sampling; softmax and log-softmax come from onnxpipe.maths."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from onnxpipe.maths import log_softmax, softmax
+
 NEG_INF = np.float32(-np.inf)
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row softmax in float32 (rows of all -inf give NaN, as torch does)."""
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    """Row log-softmax in float32."""
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class Temperature:

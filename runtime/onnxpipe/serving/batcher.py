@@ -24,12 +24,15 @@ class QueueFullError(Exception):
 
 
 class _Pending:
+    """A queued job, the future its request awaits, and that request's event loop (the worker is another thread)."""
+
     __slots__ = ("job", "future", "loop")
 
-    def __init__(self, job: Job, future: "asyncio.Future[Outcome]", loop: asyncio.AbstractEventLoop):
+    def __init__(self, job: Job, future: asyncio.Future[Outcome], loop: asyncio.AbstractEventLoop):
         self.job, self.future, self.loop = job, future, loop
 
     def deliver(self, outcome: Outcome) -> None:
+        """Settle the future with `outcome` from the worker thread, unless the request stopped waiting (a 504)."""
         def settle() -> None:
             if not self.future.done():
                 self.future.set_result(outcome)
@@ -72,11 +75,11 @@ class Batcher:
         self.thread.start()
 
     # -- the asyncio side ----------------------------------------------------------------------
-    def submit(self, job: Job) -> "asyncio.Future[Outcome]":
+    def submit(self, job: Job) -> asyncio.Future[Outcome]:
         """Queue `job`; the returned future gets its Outcome. Raises QueueFullError when the queue is full.
         Cancelling the future (a deadline) drops the job if its call has not started."""
         loop = asyncio.get_running_loop()
-        future: "asyncio.Future[Outcome]" = loop.create_future()
+        future: asyncio.Future[Outcome] = loop.create_future()
         with self.cond:
             if self.closed:
                 raise RuntimeError(f"the worker of model {self.name!r} has stopped")

@@ -10,7 +10,6 @@ that kind is always run alone. New tasks need no change here.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import threading
@@ -103,17 +102,6 @@ class Outcome:
         self.value, self.error = value, error
 
 
-def reserved_parameters(pipe: Any) -> frozenset[str]:
-    """Names a request's `parameters` may not use: the pipeline's positional input argument(s)."""
-    try:
-        signature = inspect.signature(pipe.__call__)
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(
-        name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    )
-
-
 # A pipeline call costs about as much as this many more characters of input (measured on 2 cores: ~1.6 ms of fixed
 # cost against ~0.03 ms per character on all-MiniLM-L6-v2 int8, ~11 ms against ~0.15 ms on bert-base): the price of a
 # call, in the unit of padding.
@@ -153,7 +141,7 @@ class Coalescer:
         self.max_batch_size = max_batch_size
         self.on_call = on_call or (lambda n, seconds: None)
         self.on_probe = on_probe or (lambda rule: None)
-        self.rules: "OrderedDict[tuple[str, str], str]" = OrderedDict()
+        self.rules: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.failed_probes: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
 

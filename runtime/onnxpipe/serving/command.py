@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from onnxpipe.serving.config import EMBEDDING_POOLINGS, ServeConfig
+from onnxpipe.serving.config import EMBEDDING_POOLINGS, RayOptions, ServeConfig
 
 SERVE_MODULES = ("starlette", "uvicorn")
 SERVE_INSTALL = "pip install 'onnxpipe[serve]'"
@@ -89,8 +89,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
         )
         if args.ray:
-            from onnxpipe.serving.ray_app import RayOptions
-
             low = 1 if args.min_replicas is None else args.min_replicas
             ray_options = RayOptions(
                 address=args.ray_address, min_replicas=low,
@@ -99,6 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
     except ValueError as exc:
         parser.error(str(exc))
+    # The one place serving/ imports its own modules lazily: server.py and ray_app.py import uvicorn, starlette
+    # and ray at their top, and those are optional extras, found missing above without importing them.
     if args.ray:
         from onnxpipe.serving.ray_app import run as run_ray
 

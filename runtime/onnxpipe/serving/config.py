@@ -1,4 +1,5 @@
-"""The server's options, checked once at start: which models to serve and how to batch, queue and guard them."""
+"""The server's options, checked once at start: which models to serve and how to batch, queue and guard them,
+and, for `--ray`, how many replicas to run. Pure data: importing this module imports no web stack and no Ray."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class ModelSpec:
     source: str
 
     @classmethod
-    def parse(cls, text: str) -> "ModelSpec":
+    def parse(cls, text: str) -> ModelSpec:
         """`DIR` (named after the folder) or `name=DIR`; raise ValueError naming the bad value."""
         name, sep, source = text.partition("=")
         if not sep or os.path.exists(text):
@@ -95,11 +96,32 @@ class ServeConfig:
         return self.models[0].name
 
     @classmethod
-    def from_specs(cls, models: Sequence[str], **options) -> "ServeConfig":
+    def from_specs(cls, models: Sequence[str], **options) -> ServeConfig:
         """Build from `--model` strings and the other options; raise ValueError with the fix."""
         return cls(models=tuple(ModelSpec.parse(text) for text in models), **options)
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Replica settings of `onnxpipe serve --ray`: a fixed count when min == max, Ray's autoscaling between them
+    otherwise. Here rather than in ray_app.py so that `onnxpipe serve` can check them before importing Ray."""
+
+    address: Optional[str] = None  # an existing cluster ("auto", "ray://host:10001"); None starts a local Ray
+    min_replicas: int = 1
+    max_replicas: int = 1
+    replica_cpus: float = 1.0
+    target_ongoing_requests: Optional[float] = None  # default: max_batch_size (a full batch per replica)
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"replicas must satisfy 1 <= --min-replicas <= --max-replicas, got {self.min_replicas} and {self.max_replicas}."
+            )
+        if self.replica_cpus <= 0:
+            raise ValueError(f"--replica-cpus must be > 0, got {self.replica_cpus}.")
+
+
 def _check(ok: bool, message: str) -> None:
+    """ValueError(`message`) unless `ok`: the option checks of ServeConfig."""
     if not ok:
         raise ValueError(message)

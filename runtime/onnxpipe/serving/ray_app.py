@@ -10,38 +10,30 @@ its cache (a hub id is downloaded by each replica).
 from __future__ import annotations
 
 import asyncio
-import hmac
+import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Optional
 
+import ray
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from onnxpipe.serving.coalesce import Coalescer, Job, Outcome, reserved_parameters
-from onnxpipe.serving.config import ModelSpec, ServeConfig
-from onnxpipe.serving.protocol import RequestError, parse_inference, pipeline_error
+from onnxpipe.media_sources import MediaSources
+from onnxpipe.pipelines import pipeline
+from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
+from onnxpipe.serving.config import ModelSpec, RayOptions, ServeConfig
+from onnxpipe.serving.protocol import (
+    RequestError,
+    check_authorized,
+    check_body_size,
+    check_parameters,
+    parse_inference,
+    pipeline_error,
+)
 
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Replica settings: a fixed count when min == max, Ray's autoscaling between them otherwise."""
-
-    address: Optional[str] = None  # an existing cluster ("auto", "ray://host:10001"); None starts a local Ray
-    min_replicas: int = 1
-    max_replicas: int = 1
-    replica_cpus: float = 1.0
-    target_ongoing_requests: Optional[float] = None  # default: max_batch_size (a full batch per replica)
-
-    def __post_init__(self) -> None:
-        if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
-            raise ValueError(
-                f"replicas must satisfy 1 <= --min-replicas <= --max-replicas, got {self.min_replicas} and {self.max_replicas}."
-            )
-        if self.replica_cpus <= 0:
-            raise ValueError(f"--replica-cpus must be > 0, got {self.replica_cpus}.")
+__all__ = ["PipelineDeployment", "RayOptions", "application", "build_app", "deploy", "run"]
 
 
 @serve.deployment
@@ -52,15 +44,11 @@ class PipelineDeployment:
                  device: str = "cpu", threads: Optional[int] = None, max_batch_size: int = 32,
                  max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None,
                  allow_media_files: bool = False, allow_media_urls: bool = False):
-        from onnxpipe.media_sources import MediaSources
-        from onnxpipe.pipelines import pipeline
-
         self.name, self.max_body_bytes, self.api_key = name, max_body_bytes, api_key
         self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads,
                              media_sources=MediaSources(files=allow_media_files, urls=allow_media_urls))
         self.calls: Counter[int] = Counter()
         self.coalescer = Coalescer(self.pipe, max_batch_size, on_call=lambda n, seconds: self.calls.update([n]))
-        self.reserved = reserved_parameters(self.pipe)
         self.run_batch.set_max_batch_size(max_batch_size)
         self.run_batch.set_batch_wait_timeout_s(max_wait_ms / 1000.0)
 
@@ -75,17 +63,13 @@ class PipelineDeployment:
 
     async def __call__(self, request: Request) -> Response:
         try:
-            if self.api_key is not None:
-                scheme, _, token = request.headers.get("authorization", "").partition(" ")
-                if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
-                    raise RequestError(401, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'.",
-                                       {"WWW-Authenticate": "Bearer"})
+            check_authorized(request.headers, self.api_key)
             if request.method != "POST":
                 raise RequestError(405, "method_not_allowed", f"POST a JSON body to /models/{self.name}.")
             body = await request.body()
-            if len(body) > self.max_body_bytes:
-                raise RequestError(413, "body_too_large", f"the request body is larger than {self.max_body_bytes} bytes.")
-            inputs, params = parse_inference(body, self.reserved)
+            check_body_size(body, self.max_body_bytes)
+            inputs, params = parse_inference(body)
+            check_parameters(self.pipe, inputs, params)
             outcome = await self.run_batch(Job(inputs, params, enqueued=time.monotonic()))
             if outcome.error is not None:
                 raise pipeline_error(outcome.error, self.name)
@@ -94,23 +78,25 @@ class PipelineDeployment:
             return JSONResponse(exc.body(), exc.status, headers=exc.headers)
 
 
-def application(spec: ModelSpec, config: ServeConfig, ray: RayOptions = RayOptions()) -> Any:
-    """The Serve application of one model, with Ray's batching and replica settings from `config` and `ray`."""
+def application(spec: ModelSpec, config: ServeConfig, ray_options: Optional[RayOptions] = None) -> Any:
+    """The Serve application of one model, with Ray's batching and replica settings from `config` and `ray_options`
+    (default: one replica)."""
+    replicas = ray_options or RayOptions()
     options: dict[str, Any] = {
         "name": f"onnxpipe-{spec.name}",
         # Ray may hand a replica this many requests at once: at least two full batches, so one can form while one runs
         "max_ongoing_requests": 2 * config.max_batch_size,
         "max_queued_requests": config.max_queue,
-        "ray_actor_options": {"num_cpus": ray.replica_cpus},
+        "ray_actor_options": {"num_cpus": replicas.replica_cpus},
     }
-    if ray.max_replicas > ray.min_replicas:
+    if replicas.max_replicas > replicas.min_replicas:
         options["autoscaling_config"] = {
-            "min_replicas": ray.min_replicas,
-            "max_replicas": ray.max_replicas,
-            "target_ongoing_requests": ray.target_ongoing_requests or config.max_batch_size,
+            "min_replicas": replicas.min_replicas,
+            "max_replicas": replicas.max_replicas,
+            "target_ongoing_requests": replicas.target_ongoing_requests or config.max_batch_size,
         }
     else:
-        options["num_replicas"] = ray.min_replicas
+        options["num_replicas"] = replicas.min_replicas
     return PipelineDeployment.options(**options).bind(
         spec.name, spec.source, config.task, config.dtype, config.device, config.threads,
         config.max_batch_size, config.max_wait_ms, config.max_body_bytes, config.api_key,
@@ -120,8 +106,6 @@ def application(spec: ModelSpec, config: ServeConfig, ray: RayOptions = RayOptio
 
 def deploy(config: ServeConfig, ray_options: RayOptions) -> dict[str, str]:
     """Start Serve (on `ray_options.address`, or a new local Ray) and deploy every model; name -> URL."""
-    import ray
-
     if not ray.is_initialized():
         ray.init(address=ray_options.address)
     serve.start(http_options={"host": config.host, "port": config.port, "request_timeout_s": config.timeout_s})
@@ -134,10 +118,6 @@ def deploy(config: ServeConfig, ray_options: RayOptions) -> dict[str, str]:
 
 def run(config: ServeConfig, ray_options: RayOptions) -> int:
     """`onnxpipe serve --ray`: deploy, print the URLs, serve until Ctrl-C or SIGTERM, then shut Serve down."""
-    import signal
-
-    import ray
-
     urls = deploy(config, ray_options)
     for name, url in urls.items():
         print(f"{name}: POST {url}", flush=True)

@@ -43,6 +43,7 @@ class DrainingServer(uvicorn.Server):
         self.drain_deadline = 0.0
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        """uvicorn's signal handler: the first signal starts draining, a second one is uvicorn's own exit."""
         if self.app_state.draining:
             super().handle_exit(sig, frame)
             return
@@ -52,6 +53,7 @@ class DrainingServer(uvicorn.Server):
                  self.app_state.in_flight, self.drain_timeout_s)
 
     async def on_tick(self, counter: int) -> bool:
+        """uvicorn's periodic check (True stops the server): stop once drained or past the drain deadline."""
         if self.app_state.draining and (self.app_state.idle() or time.monotonic() >= self.drain_deadline):
             return True
         return await super().on_tick(counter)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any, AsyncIterator
 
 from starlette.responses import StreamingResponse
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.serving.protocol import RequestError, pipeline_error
+from onnxpipe.serving.protocol import Deadline, RequestError, pipeline_error
+from onnxpipe.serving.state import ServerState
 
 
 def sse(data: Any) -> bytes:
@@ -37,14 +37,18 @@ def check_streamable(pipe: Any, name: str, inputs: Any, params: dict[str, Any]) 
         raise RequestError(422, "invalid_input", "a streamed request takes one input, not a list; send one request per input.")
 
 
-def stream_response(state: Any, name: str, pipe: Any, inputs: Any, params: dict[str, Any], deadline: float) -> StreamingResponse:
-    """The event stream of one generation; the request counts as in flight until its last event."""
+def stream_response(state: ServerState, name: str, pipe: Any, inputs: Any, params: dict[str, Any],
+                    deadline: Deadline) -> StreamingResponse:
+    """The event stream of one generation, checked first (422 before any byte); the request counts as in flight
+    until its last event, and ends with an error event once `deadline` passes."""
     check_streamable(pipe, name, inputs, params)
     return StreamingResponse(_events(state, name, pipe, inputs, params, deadline), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _events(state: Any, name: str, pipe: Any, inputs: Any, params: dict[str, Any], deadline: float) -> AsyncIterator[bytes]:
+async def _events(state: ServerState, name: str, pipe: Any, inputs: Any, params: dict[str, Any],
+                  deadline: Deadline) -> AsyncIterator[bytes]:
+    """The SSE bytes: the pipeline's `stream()` runs in a worker thread and hands pieces over through a queue."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -62,7 +66,7 @@ async def _events(state: Any, name: str, pipe: Any, inputs: Any, params: dict[st
         pieces: list[str] = []
         while True:
             try:
-                kind, value = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+                kind, value = await asyncio.wait_for(queue.get(), deadline.remaining())
             except asyncio.TimeoutError:
                 yield sse({"error": f"model {name!r} did not finish within the request's deadline; ask for fewer "
                            "new tokens or allow more time (X-Request-Timeout header, --timeout).", "error_type": "deadline_exceeded"})

@@ -13,7 +13,7 @@ import numpy as np
 
 from onnxpipe.audio.features import feature_extractor_from_config
 from onnxpipe.audio.inputs import load_audio
-from onnxpipe.errors import InvalidOptionError
+from onnxpipe.options import check_timeout
 from onnxpipe.tasks.pipeline_base import Pipeline
 
 # options every audio task takes: the URL fetch timeout in seconds
@@ -35,9 +35,7 @@ class AudioPipeline(Pipeline):
 
     def validate_audio_options(self, options: dict[str, Any]) -> None:
         """Check `timeout`."""
-        timeout = options["timeout"]
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise InvalidOptionError(f"timeout must be a positive number of seconds or None, got {timeout!r}.")
+        check_timeout(options)
 
     def waveform(self, item: Any, options: dict[str, Any]) -> np.ndarray:
         """One input decoded to a mono float32 waveform at the model's sampling rate; strings may name files or

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from onnxpipe.maths import FUNCTIONS
+from onnxpipe.options import check_function_to_apply, check_top_k
 from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
-from onnxpipe.tasks.text_base import FUNCTIONS, check_function_to_apply, check_top_k
 
 
 class AudioClassificationPipeline(AudioPipeline):

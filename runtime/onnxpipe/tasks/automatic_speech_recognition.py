@@ -3,7 +3,8 @@
 Greedy CTC as transformers' pipeline does it: argmax per logit frame, then Wav2Vec2CTCTokenizer's decoding
 (ctc.py). Long clips are cut into overlapping chunks (`chunk_length_s`, `stride_length_s`); each chunk's
 logit frames inside its strides are dropped before the frames of all chunks are joined and decoded.
-Whisper folders are handed to whisper_asr.WhisperPipeline; other encoder-decoder speech models are refused.
+Whisper folders get tasks/whisper/pipeline.py's WhisperPipeline, a subclass (pipeline() picks it by the folder's
+model_type: registry.MODEL_TYPE_CLASSES); other encoder-decoder speech models are refused.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from onnxpipe.text.ctc import CTCVocabulary
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, OnnxpipeError
-from onnxpipe.model_folder import ModelFolder
+from onnxpipe.options import check_number, check_seconds_pair, is_int
 from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
+from onnxpipe.text.ctc import CTCVocabulary
+
+#: what chunk_length_s must be (CTC and Whisper alike)
+CHUNK_MUST = "must be a number of seconds >= 0 (0: no chunking)"
 
 
 class UnsupportedModelError(OnnxpipeError, NotImplementedError):
@@ -43,36 +47,31 @@ def rescale_stride(stride: tuple[int, int, int], ratio: float) -> tuple[int, int
 
 class AutomaticSpeechRecognitionPipeline(AudioPipeline):
     """Transcribe clips with a CTC model; options as in transformers: return_timestamps ("char" / "word"),
-    chunk_length_s, stride_length_s (default chunk_length_s / 6), batch_size (chunks per call), timeout."""
+    chunk_length_s, stride_length_s (default chunk_length_s / 6), batch_size (chunks per call), timeout.
+
+    The task's class: WhisperPipeline subclasses it, so every automatic-speech-recognition pipeline is an
+    instance of it. WhisperPipeline loads through GenerationPipeline.load, so the CTC loading below is
+    this class's own.
+    """
 
     OPTIONS = {"return_timestamps": None, "chunk_length_s": 0, "stride_length_s": None, **AUDIO_OPTIONS}
 
-    def __new__(cls, model: Any, task: str, *args: Any, **kwargs: Any) -> Any:
-        """A Whisper folder gets a WhisperPipeline (whisper_asr.py) instead."""
-        folder = ModelFolder.open(model)
-        if cls is AutomaticSpeechRecognitionPipeline and folder.config.get("model_type") == "whisper":
-            from onnxpipe.tasks.whisper.pipeline import WhisperPipeline
-
-            return WhisperPipeline(folder, task, *args, **kwargs)
-        return super().__new__(cls)
-
-    def __init__(self, model: Any, task: str, *args: Any, **kwargs: Any):
-        folder = ModelFolder.open(model)
-        config = folder.config
+    def load(self, dtype: Optional[str], intra_op_num_threads: Optional[int]) -> None:
+        """Refuse encoder-decoder speech models, then open the CTC graph and read what decodes its logits: the
+        vocabulary and the samples per logit frame."""
+        config = self.folder.config
         if config.get("is_encoder_decoder"):
+            whisper = " (a Whisper folder: open it with pipeline('automatic-speech-recognition', model=...))" if (
+                config.get("model_type") == "whisper") else ""
             raise UnsupportedModelError(
-                f"{folder.path} is a {config.get('model_type') or 'sequence-to-sequence'} speech model other than "
-                "Whisper: onnxpipe transcribes with CTC models (wav2vec2, HuBERT, WavLM ...) and Whisper only."
+                f"{self.folder.path} is a {config.get('model_type') or 'sequence-to-sequence'} speech model other than "
+                f"Whisper: onnxpipe transcribes with CTC models (wav2vec2, HuBERT, WavLM ...) and Whisper only{whisper}."
             )
-        super().__init__(folder, task, *args, **kwargs)
-
-    def setup(self) -> None:
-        super().setup()
+        super().load(dtype, intra_op_num_threads)
         self.vocabulary = CTCVocabulary.from_files(
             self._vocab(), self.folder.read_json("tokenizer_config.json"),
             self.folder.read_json("special_tokens_map.json"), str(self.folder.path),
         )
-        config = self.folder.config
         self.ratio = int(config.get("inputs_to_logits_ratio") or reduce(mul, config.get("conv_stride") or [1], 1))
         self.logits_name = self.session.output_named("logits")
 
@@ -96,17 +95,11 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
                 f"CTC models give return_timestamps='char' or 'word' (or None), got {stamps!r}. Segment timestamps "
                 "(True) are a Whisper feature."
             )
-        chunk = options["chunk_length_s"]
-        if isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or chunk < 0:
-            raise InvalidOptionError(f"chunk_length_s must be a number of seconds >= 0 (0: no chunking), got {chunk!r}.")
-        stride = options["stride_length_s"]
-        sides = list(stride) if isinstance(stride, (list, tuple)) else [stride, stride]
-        if stride is not None and (
-            len(sides) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in sides)
-        ):
-            raise InvalidOptionError(
-                f"stride_length_s must be seconds >= 0 or a [left, right] pair of them (default chunk_length_s / 6), got {stride!r}."
-            )
+        chunk = check_number("chunk_length_s", options["chunk_length_s"], minimum=0, must=CHUNK_MUST)
+        check_seconds_pair(
+            "stride_length_s", options["stride_length_s"],
+            "must be seconds >= 0 or a [left, right] pair of them (default chunk_length_s / 6)",
+        )
         if chunk:
             self.chunk_sizes(options)  # raises when the strides leave no room
 
@@ -134,7 +127,7 @@ class AutomaticSpeechRecognitionPipeline(AudioPipeline):
         stride = item.pop("stride")
         if (
             not isinstance(stride, (list, tuple)) or len(stride) != 2
-            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in stride)
+            or any(not (is_int(s) or isinstance(s, np.integer)) or s < 0 for s in stride)
         ):
             raise InvalidInputError(f"'stride' must be a (left, right) pair of sample counts >= 0, got {stride!r}.")
         if options["chunk_length_s"]:

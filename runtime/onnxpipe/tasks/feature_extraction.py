@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from onnxpipe.errors import InvalidOptionError
-from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.options import check_bool, check_choice
 from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
+from onnxpipe.text.tokenizer import EncodedBatch
 
 POOLINGS = ("none", "mean", "cls")
 # output names of the token embeddings, by exporter: transformers/optimum, sentence-transformers
@@ -37,10 +38,9 @@ class FeatureExtractionPipeline(TextPipeline):
         options.update(tokenize_kwargs)
         options["tokenize_kwargs"] = None
         check_tokenizer_options(options)
-        if options["pooling"] not in POOLINGS:
-            raise InvalidOptionError(f"pooling must be one of {', '.join(POOLINGS)}, got {options['pooling']!r}.")
-        if not isinstance(options["normalize"], bool) or not isinstance(options["return_tensors"], bool):
-            raise InvalidOptionError("normalize and return_tensors must be True or False.")
+        check_choice("pooling", options["pooling"], POOLINGS)
+        check_bool("normalize", options["normalize"])
+        check_bool("return_tensors", options["return_tensors"])
         if options["normalize"] and options["pooling"] == "none":
             raise InvalidOptionError("normalize=True needs a sentence vector: pass pooling='mean' or pooling='cls'.")
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.maths import softmax
+from onnxpipe.options import check_int
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, best_indices, check_tokenizer_options
 from onnxpipe.text.tokenizer import EncodedBatch, TextEncoder
-from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, best_indices, check_tokenizer_options, softmax
 
 # transformers' truncation strategy names that mean something for a single text
 _TRUNCATION_NAMES = {"longest_first": True, "only_first": True, "do_not_truncate": False}
@@ -56,20 +59,23 @@ class FillMaskPipeline(TextPipeline):
         self._targets_lock = threading.Lock()
         self.target_ids(self.defaults["targets"])  # pipeline-level targets: errors and warnings now, as transformers
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Fill the mask(s) of one string or of a list of strings."""
-        options = self.check_options(kwargs, self.defaults)
-        items, _ = self.split_inputs(inputs)
-        for item in items:
-            if not isinstance(item, str):
-                raise InvalidInputError(
-                    f"fill-mask takes a string containing {self.mask_token} or a list of such strings; "
-                    f"got {type(item).__name__}: {item!r:.80}."
-                )
-        options["target_ids"] = self.target_ids(options["targets"])
-        results = self.run_items(items, options)
-        # transformers unwraps a single string and a one-item list alike
+    def check_item(self, item: Any) -> str:
+        if not isinstance(item, str):
+            raise InvalidInputError(
+                f"fill-mask takes a string containing {self.mask_token} or a list of such strings; "
+                f"got {type(item).__name__}: {item!r:.80}."
+            )
+        return item
+
+    def shape_results(self, results: list[Any], single: bool, inputs: Any, given: Mapping[str, Any]) -> Any:
+        """transformers unwraps a single string and a one-item list alike."""
         return results[0] if len(results) == 1 else results
+
+    def run_items(self, items: Sequence[str], options: dict[str, Any]) -> list[Any]:
+        """The predictions of each text; the call's targets are resolved once and ride with every batch."""
+        target_ids = self.target_ids(options["targets"], stacklevel=5)
+        pieces = self.prepare(items, options)
+        return self.run_pieces(pieces, options, lambda batch: MaskBatch.of(self.encoder.pad(batch), target_ids))
 
     # -- options -------------------------------------------------------------------------------
     def validate_options(self, options: dict[str, Any]) -> None:
@@ -89,19 +95,18 @@ class FillMaskPipeline(TextPipeline):
         check_tokenizer_options(options)
         if options["top_k"] is None:  # transformers: None means the pipeline's default
             options["top_k"] = getattr(self, "defaults", self.OPTIONS)["top_k"]
-        top_k = options["top_k"]
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidOptionError(f"top_k must be a positive int (default 5), got {top_k!r}.")
+        check_int("top_k", options["top_k"], must="must be a positive int (default 5)")
         targets = options["targets"]
         if targets is not None and not isinstance(targets, str) and not (
             isinstance(targets, (list, tuple)) and all(isinstance(t, str) for t in targets)
         ):
             raise InvalidOptionError(f"targets must be a string or a list of strings, got {targets!r:.80}.")
 
-    def target_ids(self, targets: Any) -> Optional[np.ndarray]:
+    def target_ids(self, targets: Any, stacklevel: int = 4) -> Optional[np.ndarray]:
         """Token ids of `targets`, as transformers' `get_target_ids`: a vocabulary entry as is, else the first
-        piece of its tokenization (with a warning), skipping targets that tokenize to nothing; deduplicated
-        in `set` order. Cached per targets list, so its warnings come once, as for pipeline-level targets."""
+        piece of its tokenization (with a warning pointing `stacklevel` frames up), skipping targets that tokenize
+        to nothing; deduplicated in `set` order. Cached per targets list, so its warnings come once, as for
+        pipeline-level targets."""
         if targets is None:
             return None
         key = (targets,) if isinstance(targets, str) else tuple(targets)
@@ -109,10 +114,10 @@ class FillMaskPipeline(TextPipeline):
             if key not in self._targets:
                 if len(self._targets) >= _TARGETS_CACHE:
                     self._targets.clear()
-                self._targets[key] = self._resolve_targets(key)
+                self._targets[key] = self._resolve_targets(key, stacklevel)
             return self._targets[key]
 
-    def _resolve_targets(self, targets: Sequence[str]) -> np.ndarray:
+    def _resolve_targets(self, targets: Sequence[str], stacklevel: int) -> np.ndarray:
         tokenizer = self.encoder.tokenizer
         vocab = tokenizer.get_vocab(with_added_tokens=True)
         ids = []
@@ -125,7 +130,7 @@ class FillMaskPipeline(TextPipeline):
                         f"The specified target token `{target}` does not exist in the model vocabulary. "
                         "We cannot replace it with anything meaningful, ignoring it",
                         UserWarning,
-                        stacklevel=4,
+                        stacklevel=stacklevel,
                     )
                     continue
                 id_ = pieces[0]
@@ -133,7 +138,7 @@ class FillMaskPipeline(TextPipeline):
                     f"The specified target token `{target}` does not exist in the model vocabulary. "
                     f"Replacing with `{tokenizer.id_to_token(id_)}`.",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=stacklevel,
                 )
             ids.append(id_)
         ids = list(set(ids))  # transformers' order: the same ids in the same order break score ties alike
@@ -155,13 +160,13 @@ class FillMaskPipeline(TextPipeline):
                 )
         return encodings
 
-    def postprocess(self, outputs: dict[str, np.ndarray], encoded: EncodedBatch, row: int, options: dict[str, Any]) -> Any:
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: MaskBatch, row: int, options: dict[str, Any]) -> Any:
         real = encoded.attention_mask[row].astype(bool)  # this input's own tokens, wherever the padding is
         ids = encoded.input_ids[row][real]
         positions = np.flatnonzero(ids == self.mask_id)
         # only the masked rows of the (tokens x vocabulary) logits: copying them all cost some 10 ms per call
         probs = softmax(outputs[self.logits_name][row, np.flatnonzero(real)[positions]].astype(np.float32))
-        target_ids = options["target_ids"]
+        target_ids = encoded.target_ids
         if target_ids is not None:
             probs = probs[:, target_ids]
         top_k = min(options["top_k"], probs.shape[-1])  # transformers caps top_k at the number of targets
@@ -185,3 +190,15 @@ class FillMaskPipeline(TextPipeline):
                 })
             result.append(predictions)
         return result[0] if single else result
+
+
+@dataclass(frozen=True)
+class MaskBatch(EncodedBatch):
+    """A padded batch of texts with the call's target token ids (None: the whole vocabulary)."""
+
+    target_ids: Optional[np.ndarray] = None
+
+    @classmethod
+    def of(cls, batch: EncodedBatch, target_ids: Optional[np.ndarray]) -> MaskBatch:
+        """`batch` with the call's target ids attached."""
+        return cls(**{f.name: getattr(batch, f.name) for f in fields(batch)}, target_ids=target_ids)

@@ -15,11 +15,12 @@ import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
 from onnxpipe.generation.config import GenerationConfig, known_options, resolve_generation_config
+from onnxpipe.generation.streaming import TextIteratorStreamer
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.model_folder import ModelFolder
 from onnxpipe.session import OnnxSession, parse_device
-from onnxpipe.text.tokenizer import TextEncoder, clean_up_tokenization
 from onnxpipe.tasks.pipeline_base import Pipeline
+from onnxpipe.text.tokenizer import TextEncoder, clean_up_tokenization
 
 UNSET = object()  # a generation option the caller did not give (the model's and pipeline's defaults apply)
 
@@ -176,8 +177,6 @@ class GenerationPipeline(Pipeline):
         The pieces follow transformers' TextStreamer rules (whole words, held-back split characters) and
         concatenate to the generated text. Generation runs in a background thread; its errors are raised here.
         """
-        from onnxpipe.generation.streaming import TextIteratorStreamer
-
         if "streamer" in kwargs:
             raise InvalidOptionError("stream() makes its own streamer; call the pipeline with streamer= to use yours.")
         items, single = self.split_inputs(inputs)

@@ -7,9 +7,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from onnxpipe.errors import InvalidOptionError
-from onnxpipe.vision.images import ImageProcessor, load_image, pad_batch
+from onnxpipe.options import check_timeout
 from onnxpipe.tasks.pipeline_base import Pipeline
+from onnxpipe.vision.images import ImageProcessor, load_image, pad_batch
 
 # options every image task takes: the URL fetch timeout in seconds (transformers' `timeout`)
 IMAGE_OPTIONS = {"timeout": None}
@@ -53,9 +53,7 @@ class ImagePipeline(Pipeline):
 
     def validate_image_options(self, options: dict[str, Any]) -> None:
         """Check `timeout`."""
-        timeout = options["timeout"]
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise InvalidOptionError(f"timeout must be a positive number of seconds or None, got {timeout!r}.")
+        check_timeout(options)
 
     def label(self, index: int) -> str:
         """The id2label name of a class index, as transformers reads config.id2label."""

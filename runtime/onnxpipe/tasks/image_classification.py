@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from onnxpipe.maths import FUNCTIONS
+from onnxpipe.options import check_function_to_apply, check_top_k
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from onnxpipe.tasks.text_base import FUNCTIONS, best_indices, check_function_to_apply, check_top_k
-
+from onnxpipe.tasks.text_base import best_indices
 
 
 class ImageClassificationPipeline(ImagePipeline):

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from onnxpipe.errors import InvalidOptionError
-from onnxpipe.vision.images import mask_image
+from onnxpipe.options import check_number
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
 from onnxpipe.tasks.image_segmentation_maps import detr_segments, detr_semantic_map, upsampled_argmax
+from onnxpipe.vision.images import mask_image
 
 __all__ = ["ImageSegmentationPipeline", "upsampled_argmax"]
 
@@ -64,9 +65,7 @@ class ImageSegmentationPipeline(ImagePipeline):
                 "subtask None, 'panoptic' or 'instance'); semantic segmentation takes subtask and timeout."
             )
         for name in given:
-            value = options[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise InvalidOptionError(f"{name} must be a number between 0 and 1, got {value!r}.")
+            check_number(name, options[name], minimum=0, maximum=1, must="must be a number between 0 and 1")
 
     def postprocess(
         self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]

@@ -11,6 +11,8 @@ from typing import Iterator
 
 import numpy as np
 
+from onnxpipe.maths import sigmoid, softmax
+
 _ONE = np.float32(1)
 
 
@@ -46,22 +48,11 @@ def upsampled_argmax(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     return labels
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32, copy=False)
-    with np.errstate(over="ignore"):
-        return (_ONE / (_ONE + np.exp(-x))).astype(np.float32)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = np.exp(x.astype(np.float32) - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def detr_semantic_map(class_logits: np.ndarray, mask_logits: np.ndarray, height: int, width: int) -> np.ndarray:
     """DETR's post_process_semantic_segmentation for one image: class probabilities (null class dropped) times
     mask probabilities, summed over queries, upsampled, argmax. class_logits (Q, C+1), mask_logits (Q, h, w)."""
-    classes = _softmax(class_logits)[:, :-1]
-    scores = np.einsum("qc,qhw->chw", classes, _sigmoid(mask_logits)).astype(np.float32)
+    classes = softmax(class_logits.astype(np.float32))[:, :-1]
+    scores = np.einsum("qc,qhw->chw", classes, sigmoid(mask_logits.astype(np.float32))).astype(np.float32)
     return upsampled_argmax(scores, height, width)
 
 
@@ -90,7 +81,7 @@ def detr_segments(
     weighted probability; a query becomes a segment when it wins pixels and they cover more than
     `overlap_mask_area_threshold` of the pixels where its weighted probability reaches `mask_threshold`.
     """
-    probabilities = _softmax(class_logits)
+    probabilities = softmax(class_logits.astype(np.float32))
     scores, labels = probabilities.max(axis=-1), probabilities.argmax(axis=-1)
     keep = (labels != class_logits.shape[-1] - 1) & (scores > threshold)
     if not keep.any():
@@ -99,7 +90,7 @@ def detr_segments(
     best = np.full((height, width), -np.inf, dtype=np.float32)
     owner = np.zeros((height, width), dtype=np.int64)
     areas = []
-    for k, value in enumerate(upsampled_planes(_sigmoid(mask_logits[keep]), height, width)):
+    for k, value in enumerate(upsampled_planes(sigmoid(mask_logits[keep].astype(np.float32)), height, width)):
         value = value * scores[k]
         areas.append(int((value >= np.float32(mask_threshold)).sum()))
         better = value > best  # strict: the first query wins ties, as torch.argmax

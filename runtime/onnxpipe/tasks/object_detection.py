@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from onnxpipe.errors import InvalidOptionError
+from onnxpipe.maths import softmax
+from onnxpipe.options import check_number
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
-from onnxpipe.tasks.text_base import softmax
 
 
 def corners(boxes: np.ndarray) -> np.ndarray:
@@ -34,9 +35,7 @@ class ObjectDetectionPipeline(ImagePipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
-        threshold = options["threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise InvalidOptionError(f"threshold must be a number (a score between 0 and 1), got {threshold!r}.")
+        check_number("threshold", options["threshold"], must="must be a number (a score between 0 and 1)")
 
     def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
         probabilities = softmax(outputs["logits"][row].astype(np.float32))[:, :-1]  # the last class is "no object"

@@ -6,7 +6,7 @@ one row of outputs becomes the result transformers would return.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.media_sources import MediaSources
 from onnxpipe.model_folder import ModelFolder
+from onnxpipe.options import check_int
 from onnxpipe.session import OnnxSession, parse_device
 
 
@@ -71,9 +72,7 @@ class Pipeline:
             )
         merged = dict(known if base is None else base)
         merged.update(options)
-        batch_size = merged["batch_size"]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidOptionError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+        check_int("batch_size", merged["batch_size"])
         self.validate_options(merged)
         return merged
 
@@ -81,20 +80,53 @@ class Pipeline:
         """Check option values (subclasses override); may normalize values in place."""
 
     # -- calling -------------------------------------------------------------------------------
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Run one input, or a list of inputs, with this call's options; one result per input."""
-        options = self.check_options(kwargs, self.defaults)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one input, or a list of inputs, with this call's options; one result per input.
+
+        The one `__call__` of every task; tasks adapt it through the hooks below, in call order:
+        call_arguments (which arguments are inputs), check_options, check_call (what a call must give),
+        split_inputs and check_item (the items), run_items (the work), shape_results (transformers' nesting).
+        """
+        inputs, given = self.call_arguments(args, kwargs)
+        options = self.check_options(given, self.defaults)
+        self.check_call(options)
         items, single = self.split_inputs(inputs)
+        if not isinstance(items, list):  # an iterator of inputs: results come batch_size inputs at a time
+            return self.run_lazily(items, options)
         results = self.run_items([self.check_item(item) for item in items], options)
-        return results[0] if single else results
+        return self.shape_results(results, single, inputs, given)
+
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(inputs, options) of a call: by default one positional argument (or inputs=), every keyword an option."""
+        return one_input(*args, **kwargs)
+
+    def check_call(self, options: dict[str, Any]) -> None:
+        """Checks of a call's merged options that the pipeline's defaults need not pass (a required option)."""
 
     def check_item(self, item: Any) -> Any:
         """Validate (and normalize) one input; subclasses raise InvalidInputError naming what they take."""
         return item
 
+    def shape_results(self, results: list[Any], single: bool, inputs: Any, given: Mapping[str, Any]) -> Any:
+        """The call's return value from one result per item: by default the lone result of a single input, else
+        the list. `inputs` and `given` (the call's own options) are there for tasks whose nesting depends on them."""
+        return results[0] if single else results
+
+    def run_lazily(self, items: Iterator[Any], options: dict[str, Any]) -> Iterator[Any]:
+        """Results of an iterator of inputs, yielded as they come, `batch_size` inputs per run_items."""
+        chunk: list[Any] = []
+        for item in items:
+            chunk.append(self.check_item(item))
+            if len(chunk) == options["batch_size"]:
+                yield from self.run_items(chunk, options)
+                chunk = []
+        if chunk:
+            yield from self.run_items(chunk, options)
+
     # -- inputs --------------------------------------------------------------------------------
-    def split_inputs(self, inputs: Any) -> tuple[list[Any], bool]:
-        """(items, was_single): a list input becomes its items; anything else is one item."""
+    def split_inputs(self, inputs: Any) -> tuple[Union[list[Any], Iterator[Any]], bool]:
+        """(items, was_single): a list input becomes its items; anything else is one item. A task may return an
+        iterator instead of a list, to run its items lazily (run_lazily)."""
         if isinstance(inputs, (list, tuple)):
             if len(inputs) == 0:
                 raise InvalidInputError(f"{self.task} got an empty list; pass at least one input.")
@@ -103,17 +135,25 @@ class Pipeline:
 
     # -- running -------------------------------------------------------------------------------
     def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
-        """Prepare every item, run them in batches of similar length, post-process; results in input order.
+        """Prepare every item, run them in batches of similar length, post-process; results in input order."""
+        return self.run_pieces(self.prepare(items, options), options)
+
+    def run_pieces(
+        self, pieces: Sequence[Any], options: dict[str, Any], collate: Optional[Callable[[Sequence[Any]], Any]] = None
+    ) -> list[Any]:
+        """Run prepared pieces in batches of similar length and post-process each row; results in piece order.
 
         Grouping by length keeps padding small, which saves compute and keeps int8 activation ranges tight.
+        `collate` (default: self.collate with the call's options) lets a task put what it computed once per
+        call into every batch (fill-mask's target ids, CLIP's tokenized labels) instead of into the options.
         """
-        pieces = self.prepare(items, options)
+        collate = collate or (lambda batch: self.collate(batch, options))
         results: list[Any] = [None] * len(pieces)
         size = options["batch_size"]
         for group in self.batch_groups(pieces):
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
-                encoded = self.collate([pieces[i] for i in chunk], options)
+                encoded = collate([pieces[i] for i in chunk])
                 outputs = self.session.run(self.feeds(encoded))
                 for row, index in enumerate(chunk):
                     results[index] = self.postprocess(outputs, encoded, row, options)
@@ -142,3 +182,8 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, model={str(self.folder.path)!r}, file={self.model_path.name!r}, providers={self.session.providers})"
+
+
+def one_input(inputs: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
+    """The default call signature, `pipe(inputs, **options)`: Python's own TypeError for a missing or extra input."""
+    return inputs, options

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.text.tokenizer import EncodedBatch
+from onnxpipe.options import check_bool, check_int
+from onnxpipe.tasks.question_answering_inputs import INPUT_KEYS, parse_inputs
 from onnxpipe.tasks.question_answering_spans import Window, answer
 from onnxpipe.tasks.text_base import TextPipeline
-from onnxpipe.tasks.question_answering_inputs import INPUT_KEYS, parse_inputs
+from onnxpipe.text.tokenizer import EncodedBatch
 
 _PADDINGS = {False: "do_not_pad", "do_not_pad": "do_not_pad", True: "longest", "longest": "longest", "max_length": "max_length"}
 _MAX_QUESTION_LEN = 64  # transformers' default; it has no effect with fast tokenizers, the only kind onnxpipe runs
@@ -45,36 +46,31 @@ class QuestionAnsweringPipeline(TextPipeline):
         self.end_name = self.session.output_named("end_logits", 1)
 
     # -- call ----------------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Answer `question=`/`context=` (strings or lists), a {"question", "context"} dict or a list of them.
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Inputs are every positional argument plus `question=`/`context=` (and transformers' other input
+        keywords): strings or lists, a {"question", "context"} dict or a list of them."""
+        kwargs = dict(kwargs)
+        return (args, {key: kwargs.pop(key) for key in INPUT_KEYS if key in kwargs}), kwargs
 
-        One input gives a dict (a list of dicts when top_k > 1 finds several answers); several give a list.
-        """
-        inputs = {key: kwargs.pop(key) for key in INPUT_KEYS if key in kwargs}
-        options = self.check_options(kwargs, self.defaults)
-        examples = parse_inputs(args, inputs)
-        if not isinstance(examples, list):
-            return self._lazy(examples, options)
+    def split_inputs(self, inputs: Any) -> tuple[Union[list[Any], Iterator[Any]], bool]:
+        """The (question, context) pairs as transformers reads them (a generator input stays lazy)."""
+        return parse_inputs(*inputs), False
+
+    def check_item(self, item: Any) -> Any:
+        return item  # parse_inputs checked the pairs
+
+    def shape_results(self, results: list[Any], single: bool, inputs: Any, given: Mapping[str, Any]) -> Any:
+        """One input gives a dict (a list of dicts when top_k > 1 finds several answers); several give a list:
+        transformers unwraps any one-item input."""
+        return results[0] if len(results) == 1 else results
+
+    def run_items(self, examples: Sequence[tuple[str, str]], options: dict[str, Any]) -> list[Any]:
+        """One result per (question, context) pair, in order."""
         if not examples:
             return []
-        results = self.answer_examples(examples, options)
-        return results[0] if len(results) == 1 else results  # transformers unwraps any one-item input
-
-    def _lazy(self, examples: Iterator[tuple[str, str]], options: dict[str, Any]) -> Iterator[Any]:
-        chunk: list[tuple[str, str]] = []
-        for example in examples:
-            chunk.append(example)
-            if len(chunk) == options["batch_size"]:
-                yield from self.answer_examples(chunk, options)
-                chunk = []
-        if chunk:
-            yield from self.answer_examples(chunk, options)
-
-    def answer_examples(self, examples: Sequence[tuple[str, str]], options: dict[str, Any]) -> list[Any]:
-        """One result per (question, context) pair, in order."""
         windows = self.windows(examples, options)
         flat = [window for example_windows in windows for window in example_windows]
-        logits = iter(self.run_items(flat, options))
+        logits = iter(self.run_pieces(flat, options))
         sequence_index = 1 if self.question_first else 0
         top_k = next((k for k in (options["top_k"], options["topk"]) if k is not None), 1)  # top_k wins over topk
         search = {**options, "top_k": top_k}
@@ -88,12 +84,9 @@ class QuestionAnsweringPipeline(TextPipeline):
         if options["topk"] is not None:
             warnings.warn("topk parameter is deprecated, use top_k instead", UserWarning, stacklevel=4)
         for name in ("top_k", "topk", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len"):
-            value, least = options[name], 0 if name == "doc_stride" else 1
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                raise InvalidOptionError(f"{name} must be an int >= {least}, got {value!r}.")
+            check_int(name, options[name], minimum=0 if name == "doc_stride" else 1, optional=True)
         for name in ("handle_impossible_answer", "align_to_words"):
-            if not isinstance(options[name], bool):
-                raise InvalidOptionError(f"{name} must be True or False, got {options[name]!r}.")
+            check_bool(name, options[name])
         if not isinstance(options["padding"], (bool, str)) or options["padding"] not in _PADDINGS:
             raise InvalidOptionError(
                 f"padding must be one of False/'do_not_pad', True/'longest', 'max_length'; got {options['padding']!r}."
@@ -200,7 +193,7 @@ class QuestionAnsweringPipeline(TextPipeline):
     def prepare(self, items: Sequence[Window], options: dict[str, Any]) -> list[Window]:
         return list(items)
 
-    def collate(self, pieces: Sequence[Window], options: dict[str, Any]) -> "WindowBatch":
+    def collate(self, pieces: Sequence[Window], options: dict[str, Any]) -> WindowBatch:
         """Windows padded on the right whatever the tokenizer's side: with absolute positions (BERT), left padding
         would shift every position and change the answers, so a batch gives what one window at a time gives."""
         width = max(len(piece) for piece in pieces)
@@ -214,7 +207,7 @@ class QuestionAnsweringPipeline(TextPipeline):
             types[row, :n] = piece.encoding.type_ids
         return WindowBatch(ids, mask, types, tuple(len(piece) for piece in pieces))
 
-    def postprocess(self, outputs: dict[str, np.ndarray], encoded: "WindowBatch", row: int, options: dict[str, Any]) -> Any:
+    def postprocess(self, outputs: dict[str, np.ndarray], encoded: WindowBatch, row: int, options: dict[str, Any]) -> Any:
         """The window's own start and end logits, without the batch's padding."""
         n = encoded.lengths[row]
         return outputs[self.start_name][row, :n].astype(np.float32), outputs[self.end_name][row, :n].astype(np.float32)

@@ -44,7 +44,7 @@ def parse_inputs(args: tuple, inputs: dict[str, Any]) -> Union[list[tuple[str, s
         warnings.warn(
             f"Passing inputs as `{name}=` is deprecated (as in transformers); use question= and context=.",
             FutureWarning,
-            stacklevel=3,
+            stacklevel=4,  # parse_inputs <- QuestionAnsweringPipeline.split_inputs <- Pipeline.__call__ <- the caller
         )
         given = inputs[name]
     elif "question" in inputs and "context" in inputs:

@@ -14,6 +14,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe.maths import softmax
+
 _MASKED_LOGIT = -10000.0  # what transformers writes over tokens that cannot be in an answer
 _NO_NULL_SCORE = 1000000  # transformers' "no null score seen yet"
 
@@ -67,9 +69,7 @@ def window_spans(
 
 def _probabilities(logits: np.ndarray, masked: np.ndarray) -> np.ndarray:
     """Softmax over the tokens that may answer (float32, as transformers computes it)."""
-    shifted = np.where(masked, _MASKED_LOGIT, logits)
-    shifted = np.exp(shifted - shifted.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum()
+    return softmax(np.where(masked, _MASKED_LOGIT, logits))
 
 
 def char_span(encoding: Any, start: int, end: int, sequence_index: int, align_to_words: bool) -> tuple[int, int]:

@@ -9,7 +9,7 @@ library defaults. summarization and translation subclass this with their own out
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.generation.config import GenerationConfig
 from onnxpipe.generation.generate import generate, generation_lengths
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
+from onnxpipe.options import check_bool
 from onnxpipe.tasks.generation_base import GenerationPipeline, first_stem
 
 
@@ -47,24 +48,17 @@ class Text2TextGenerationPipeline(GenerationPipeline):
     def validate_options(self, options: dict[str, Any]) -> None:
         super().validate_options(options)
         for name in ("return_tensors", "return_text", "truncation"):
-            if options[name] is not None and not isinstance(options[name], bool):
-                raise InvalidOptionError(f"{name} must be True, False or None, got {options[name]!r}.")
+            check_bool(name, options[name], optional=True)
         if options["return_text"] is False and not options["return_tensors"]:
             raise InvalidOptionError("return_text=False returns nothing; pass return_tensors=True for token ids.")
-        if not isinstance(options["clean_up_tokenization_spaces"], bool):
-            raise InvalidOptionError(
-                f"clean_up_tokenization_spaces must be True or False, got {options['clean_up_tokenization_spaces']!r}."
-            )
+        check_bool("clean_up_tokenization_spaces", options["clean_up_tokenization_spaces"])
         stop = options["stop_sequence"]
         if stop is not None and (not isinstance(stop, str) or not stop):
             raise InvalidOptionError(f"stop_sequence must be a non-empty string, got {stop!r}.")
 
     # -- calling -------------------------------------------------------------------------------
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+    def shape_results(self, results: list[Any], single: bool, inputs: Any, given: Mapping[str, Any]) -> Any:
         """One text gives a list of records; a list of texts a list with one record (or a list of records) each."""
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        results = self.run_items([self.check_item(item) for item in items], options)
         if single:
             return results[0]
         return [r[0] for r in results] if all(len(r) == 1 for r in results) else results

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.errors import InvalidInputError
+from onnxpipe.maths import FUNCTIONS
+from onnxpipe.options import check_bool, check_function_to_apply, check_top_k
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 from onnxpipe.text.tokenizer import EncodedBatch
-from onnxpipe.tasks.text_base import FUNCTIONS, TOKENIZER_OPTIONS, TextPipeline, check_function_to_apply, check_tokenizer_options, check_top_k
 
 _UNSET = "<unset>"  # transformers' "top_k not given" marker: results keep their legacy shape
 
@@ -25,23 +27,19 @@ class TextClassificationPipeline(TextPipeline):
         self.id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
         self.logits_name = self.session.output_named("logits")
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Classify one input (str or {"text", "text_pair"} dict) or a list of them."""
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        results = self.run_items([self.check_item(item) for item in items], options)
+    def shape_results(self, results: list[Any], single: bool, inputs: Any, given: Mapping[str, Any]) -> Any:
+        """One input (str or {"text", "text_pair"} dict) gives its result, a list of them a list; transformers wraps
+        a lone string's result in a list unless top_k was given in this call."""
         if not single:
             return results
-        # transformers wraps a lone string's result in a list unless top_k was given in this call
-        return [results[0]] if isinstance(inputs, str) and "top_k" not in kwargs else results[0]
+        return [results[0]] if isinstance(inputs, str) and "top_k" not in given else results[0]
 
     def validate_options(self, options: dict[str, Any]) -> None:
         check_tokenizer_options(options)
         if options["top_k"] != _UNSET:
             check_top_k(options["top_k"], "all labels")
         check_function_to_apply(options)
-        if options["return_all_scores"] is not None and not isinstance(options["return_all_scores"], bool):
-            raise InvalidOptionError(f"return_all_scores must be True or False, got {options['return_all_scores']!r}.")
+        check_bool("return_all_scores", options["return_all_scores"], optional=True, must="must be True or False")
         if options["return_all_scores"] is not None and options["top_k"] == _UNSET:
             warnings.warn("`return_all_scores` is deprecated: use top_k=None (all) or top_k=1.", UserWarning, stacklevel=4)
 

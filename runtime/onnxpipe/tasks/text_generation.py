@@ -16,8 +16,9 @@ import numpy as np
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.generation.generate import generate, generation_lengths
 from onnxpipe.generation.onnx_decoder import OnnxDecoder
-from onnxpipe.tasks.text_generation_chat import ChatTemplate
+from onnxpipe.options import check_bool
 from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
+from onnxpipe.tasks.text_generation_chat import ChatTemplate
 
 DECODER_STEMS = ("model", "decoder_model_merged", "decoder_model")
 
@@ -73,11 +74,9 @@ class TextGenerationPipeline(GenerationPipeline):
                 "expected [None, 'hole']."
             )
         for name in ("clean_up_tokenization_spaces", "skip_special_tokens"):
-            if not isinstance(options[name], bool):
-                raise InvalidOptionError(f"{name} must be True or False, got {options[name]!r}.")
+            check_bool(name, options[name])
         for name in ("truncation", "continue_final_message", "add_special_tokens", "return_full_text", "return_text", "return_tensors"):
-            if options[name] is not None and not isinstance(options[name], bool):
-                raise InvalidOptionError(f"{name} must be True, False or None, got {options[name]!r}.")
+            check_bool(name, options[name], optional=True)
         for name in ("prefix", "stop_sequence"):
             if options[name] is not None and not isinstance(options[name], str):
                 raise InvalidOptionError(f"{name} must be a string, got {options[name]!r}.")

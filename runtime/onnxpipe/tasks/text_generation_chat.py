@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
 from onnxpipe.model_folder import ModelFolder
+from onnxpipe.text.tokenizer import token_content
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
@@ -50,17 +51,13 @@ def special_tokens(folder: ModelFolder) -> dict[str, Any]:
         for source in sources:
             value = source.get(name)
             if isinstance(value, list):
-                value = [_text(v) for v in value]
+                value = [token_content(v) for v in value]
             else:
-                value = _text(value)
+                value = token_content(value)
             if value:
                 found[name] = value
                 break
     return found
-
-
-def _text(token: Any) -> Any:
-    return token.get("content") if isinstance(token, dict) else token
 
 
 @lru_cache(maxsize=16)
@@ -104,7 +101,7 @@ class ChatTemplate:
         self.where = where
 
     @classmethod
-    def from_folder(cls, folder: ModelFolder) -> "ChatTemplate":
+    def from_folder(cls, folder: ModelFolder) -> ChatTemplate:
         return cls(load_chat_template(folder), special_tokens(folder), str(folder.path))
 
     def source(self) -> str:

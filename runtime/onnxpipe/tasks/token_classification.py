@@ -15,8 +15,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.text.tokenizer import EncodedBatch
-from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
+from onnxpipe.maths import softmax
+from onnxpipe.options import check_bool, check_int
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 from onnxpipe.tasks.token_classification_entities import (
     STRATEGIES,
     WORD_STRATEGIES,
@@ -25,6 +26,7 @@ from onnxpipe.tasks.token_classification_entities import (
     aggregate_overlapping_entities,
     gather_pre_entities,
 )
+from onnxpipe.text.tokenizer import EncodedBatch
 
 # options transformers takes that onnxpipe refuses, with the reason and the fix
 _REFUSED = {
@@ -83,24 +85,21 @@ class TokenClassificationPipeline(TextPipeline):
         unk = self.encoder.special_token("unk_token")
         self.text = TokenText(self.encoder.tokenizer, self.encoder.tokenizer.token_to_id(unk) if unk else None)
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Entities of one string (a list of dicts) or of a list of strings (a list of such lists)."""
-        options = self.check_options(kwargs, self.defaults)
-        texts, single = self.split_inputs(inputs)
-        texts = [self.check_item(text) for text in texts]
+    def run_items(self, texts: Sequence[str], options: dict[str, Any]) -> list[list[dict]]:
+        """Entities of each text (one string gives a list of dicts, a list of strings a list of such lists): its
+        windows run in batches, then the entities of a text's windows are merged."""
         if options["aggregation_strategy"] in WORD_STRATEGIES and not self.text.word_aware:
-            warnings.warn("Tokenizer does not support real words, using fallback heuristic", UserWarning, stacklevel=2)
-        windows = self.windows(texts, options)
-        per_window = self.run_items(windows, options)
+            warnings.warn("Tokenizer does not support real words, using fallback heuristic", UserWarning, stacklevel=3)
+        windows = self.windows(texts, options, stacklevel=4)
+        per_window = self.run_pieces(windows, options)
         results: list[list[dict]] = [[] for _ in texts]
         counts = [0] * len(texts)
         for window, entities in zip(windows, per_window):
             results[window.item].extend(entities)
             counts[window.item] += 1
-        results = [
+        return [
             [_plain(e) for e in (aggregate_overlapping_entities(r) if n > 1 else r)] for r, n in zip(results, counts)
         ]
-        return results[0] if single else results
 
     # -- options -------------------------------------------------------------------------------
     def validate_options(self, options: dict[str, Any]) -> None:
@@ -131,8 +130,7 @@ class TokenClassificationPipeline(TextPipeline):
             )
         if stride is None:
             return
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
-            raise InvalidOptionError(f"stride must be an int >= 0 (tokens shared by consecutive windows), got {stride!r}.")
+        check_int("stride", stride, minimum=0, must="must be an int >= 0 (tokens shared by consecutive windows)")
         if strategy == "none":
             raise InvalidOptionError(
                 "stride needs entities to merge across windows: pass aggregation_strategy='simple', 'first', "
@@ -154,8 +152,9 @@ class TokenClassificationPipeline(TextPipeline):
         return options["max_length"] if options["max_length"] is not None else self._model_limit()
 
     # -- running -------------------------------------------------------------------------------
-    def windows(self, texts: Sequence[str], options: dict[str, Any]) -> list[Window]:
-        """The model inputs of `texts`: one truncated encoding per text, or all its stride windows."""
+    def windows(self, texts: Sequence[str], options: dict[str, Any], stacklevel: int = 3) -> list[Window]:
+        """The model inputs of `texts`: one truncated encoding per text, or all its stride windows (`stacklevel`
+        points the truncation warning at the caller's code)."""
         limit, stride = self._window_length(options), options["stride"]
         if stride is not None and limit is not None:
             encodings = self.encoder.configured(limit, stride).encode_batch(list(texts))
@@ -174,7 +173,7 @@ class TokenClassificationPipeline(TextPipeline):
                 "does; pass stride=N (with an aggregation_strategy other than 'none') to label the whole text, or "
                 "truncation=False to get an error instead.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
         longest = max(len(enc) for enc in encodings)
         model_limit = self._model_limit()
@@ -211,8 +210,7 @@ def _resolve_deprecated(options: dict[str, Any]) -> None:
     if grouped is None and ignore is None:
         return
     for name in ("grouped_entities", "ignore_subwords"):
-        if options[name] is not None and not isinstance(options[name], bool):
-            raise InvalidOptionError(f"{name} must be True, False or None, got {options[name]!r}.")
+        check_bool(name, options[name], optional=True)
     strategy = "first" if grouped and ignore else "simple" if grouped and not ignore else "none"
     for name in ("grouped_entities", "ignore_subwords"):
         if options[name] is not None:

@@ -9,10 +9,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.vision.images import load_image
-from onnxpipe.text.tokenizer import TextEncoder
+from onnxpipe.maths import sigmoid
+from onnxpipe.options import check_bool, check_top_k
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImagePipeline
-from onnxpipe.tasks.text_base import check_top_k
+from onnxpipe.text.tokenizer import TextEncoder
+from onnxpipe.vision.images import load_image
 
 PADDING = (False, True, "longest", "do_not_pad", "max_length")
 GRAPH_INPUTS = ("input_ids", "pixel_values")
@@ -47,11 +48,6 @@ class QuestionBatch:
     def feeds(self) -> dict[str, np.ndarray]:
         """The arrays; the session drops pixel_mask when the graph takes none (onnxpipe's ViLT export)."""
         return self.arrays
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    """The logistic function without overflow warnings for large negative logits."""
-    return (0.5 * (1.0 + np.tanh(0.5 * logits.astype(np.float64)))).astype(np.float32)
 
 
 def _question(value: Any) -> str:
@@ -103,6 +99,11 @@ def pairs_of(image: Any, question: Any) -> tuple[list[Question], bool]:
     return pairs, not isinstance(image, (list, tuple)) and not isinstance(question, (list, tuple))
 
 
+def _image_and_question(image: Any = None, question: Any = None, **options: Any) -> tuple[Any, dict[str, Any]]:
+    """The call signature, `vqa(image=None, question=None, **options)`."""
+    return (image, question), options
+
+
 class VisualQuestionAnsweringPipeline(ImagePipeline):
     """Answer questions about images with a ViLT-style classifier; options as in transformers: top_k (default 5),
     padding, truncation (default True here: over-long questions are cut with a warning), timeout, batch_size."""
@@ -124,18 +125,18 @@ class VisualQuestionAnsweringPipeline(ImagePipeline):
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
         check_top_k(options["top_k"], "5, as in transformers")
-        if not isinstance(options["truncation"], bool):
-            raise InvalidOptionError(f"truncation must be True or False, got {options['truncation']!r}.")
+        check_bool("truncation", options["truncation"])
         padding = options["padding"]
         if not (isinstance(padding, bool) or (isinstance(padding, str) and padding in PADDING)):
             raise InvalidOptionError(f"padding must be one of {PADDING}, got {padding!r}.")
 
-    def __call__(self, image: Any = None, question: Any = None, **kwargs: Any) -> Any:
-        """Answer one question about one image, or many: see `pairs_of` for the argument forms."""
-        options = self.check_options(kwargs, self.defaults)
-        pairs, single = pairs_of(image, question)
-        results = self.run_items(pairs, options)
-        return results[0] if single else results
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """`vqa(image, question, **options)`, either argument by name too: see `pairs_of` for their forms."""
+        return _image_and_question(*args, **kwargs)
+
+    def split_inputs(self, inputs: Any) -> tuple[list[Question], bool]:
+        """The (image, question) pairs of the call and whether it asked about one pair."""
+        return pairs_of(*inputs)
 
     def prepare(self, items: Sequence[Question], options: dict[str, Any]) -> list[QuestionPiece]:
         encodings = self.encoder.tokenize([item.question for item in items], truncation=options["truncation"])
@@ -174,7 +175,7 @@ class VisualQuestionAnsweringPipeline(ImagePipeline):
     def postprocess(
         self, outputs: dict[str, np.ndarray], encoded: QuestionBatch, row: int, options: dict[str, Any]
     ) -> Any:
-        scores = _sigmoid(outputs[self.logits_name][row])
+        scores = sigmoid(outputs[self.logits_name][row], float64=True)
         top_k: Optional[int] = options["top_k"] or 5  # transformers reads None as its default, 5
         order = np.argsort(-scores, kind="stable")[: min(top_k, len(scores))]
         return [{"score": float(scores[i]), "answer": self.label(int(i))} for i in order]

@@ -7,13 +7,15 @@ the entailment logits become the label scores, exactly as transformers' pipeline
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.maths import softmax
+from onnxpipe.options import check_bool
+from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
 from onnxpipe.text.tokenizer import EncodedBatch
-from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options, softmax
 
 DEFAULT_TEMPLATE = "This example is {}."
 
@@ -53,6 +55,17 @@ def hypotheses(labels: list[str], template: Any) -> list[str]:
     return filled
 
 
+def _sequences_and_labels(sequences: Any, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """(inputs, options) of a call: transformers takes candidate_labels as the second positional argument too."""
+    if len(args) == 1 and "candidate_labels" not in kwargs:
+        kwargs["candidate_labels"] = args[0]
+    elif args:
+        raise InvalidOptionError(
+            f"Unable to understand extra arguments {args!r:.100}: pass candidate_labels= (and other options) by name."
+        )
+    return sequences, kwargs
+
+
 class ZeroShotClassificationPipeline(TextPipeline):
     """Rank candidate labels for texts with an NLI model; options as in transformers: candidate_labels,
     hypothesis_template, multi_label (and the deprecated multi_class), batch_size (over the pairs)."""
@@ -87,32 +100,31 @@ class ZeroShotClassificationPipeline(TextPipeline):
             "Use a model fine-tuned on NLI (e.g. MNLI), or fix label2id/id2label in its config.json."
         )
 
-    def __call__(self, sequences: Any, *args: Any, **kwargs: Any) -> Any:
-        """Classify one string or a list of strings; candidate_labels may also come as the second argument."""
-        if len(args) == 1 and "candidate_labels" not in kwargs:
-            kwargs["candidate_labels"] = args[0]
-        elif args:
-            raise InvalidOptionError(
-                f"Unable to understand extra arguments {args!r:.100}: pass candidate_labels= (and other options) by name."
-            )
-        options = self.check_options(kwargs, self.defaults)
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """One string or a list of strings; candidate_labels may also come as the second argument."""
+        return _sequences_and_labels(*args, **kwargs)
+
+    def check_call(self, options: dict[str, Any]) -> None:
         if options["candidate_labels"] is None:
             raise InvalidOptionError(
                 "zero-shot-classification needs candidate_labels, e.g. candidate_labels=['sports', 'politics'] "
                 "(in the call or in pipeline(...))."
             )
-        items, single = self.split_inputs(sequences)
-        for item in items:
-            if not isinstance(item, str) or not item:
-                raise InvalidInputError(
-                    "zero-shot-classification takes a non-empty string or a list of them; got "
-                    f"{type(item).__name__}: {item!r:.80}."
-                )
+
+    def check_item(self, item: Any) -> str:
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(
+                "zero-shot-classification takes a non-empty string or a list of them; got "
+                f"{type(item).__name__}: {item!r:.80}."
+            )
+        return item
+
+    def run_items(self, items: Sequence[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every (sequence, hypothesis) pair through the NLI graph, then the labels ranked per sequence."""
         labels = options["candidate_labels"]
         pairs = [(item, hypothesis) for item in items for hypothesis in hypotheses(labels, options["hypothesis_template"])]
-        logits = np.stack(self.run_items(pairs, options)).reshape(len(items), len(labels), -1)
-        results = [self._rank(item, labels, rows, options["multi_label"]) for item, rows in zip(items, logits)]
-        return results[0] if single else results
+        logits = np.stack(self.run_pieces(self.prepare(pairs, options), options)).reshape(len(items), len(labels), -1)
+        return [self._rank(item, labels, rows, options["multi_label"]) for item, rows in zip(items, logits)]
 
     def validate_options(self, options: dict[str, Any]) -> None:
         check_tokenizer_options(options)
@@ -124,8 +136,7 @@ class ZeroShotClassificationPipeline(TextPipeline):
             options["multi_class"] = None
         if options["multi_label"] is None:
             options["multi_label"] = False
-        if not isinstance(options["multi_label"], bool):
-            raise InvalidOptionError(f"multi_label must be True or False, got {options['multi_label']!r}.")
+        check_bool("multi_label", options["multi_label"])
         if options["candidate_labels"] is not None:
             options["candidate_labels"] = parse_labels(options["candidate_labels"])
             hypotheses(options["candidate_labels"], options["hypothesis_template"])

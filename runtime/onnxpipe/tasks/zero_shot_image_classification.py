@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from onnxpipe.errors import InvalidOptionError
-from onnxpipe.text.tokenizer import TextEncoder
+from onnxpipe.maths import softmax
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePiece, ImagePipeline
-from onnxpipe.tasks.text_base import softmax
+from onnxpipe.text.tokenizer import TextEncoder
 
 
 class ZeroShotImageClassificationPipeline(ImagePipeline):
@@ -32,19 +32,15 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
                 f"zero-shot-image-classification runs CLIP-style models; {model_type!r} (SigLIP) is not supported yet."
             )
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Classify one image or a list of them against `candidate_labels`."""
-        options = self.check_options(kwargs, self.defaults)
+    def check_call(self, options: dict[str, Any]) -> None:
         if options["candidate_labels"] is None:
             raise InvalidOptionError("zero-shot-image-classification needs candidate_labels=[...], e.g. ['cat', 'dog'].")
-        items, single = self.split_inputs(inputs)
-        results = self.run_items(items, options)
-        return results[0] if single else results
 
     def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
         """Tokenize the hypotheses once per call; every batch of images is scored against all of them."""
         texts = [options["hypothesis_template"].format(label) for label in options["candidate_labels"]]
-        return super().run_items(items, {**options, "_text": self.encoder.pad(self.encoder.tokenize(texts))})
+        labels = self.encoder.pad(self.encoder.tokenize(texts)).feeds()
+        return self.run_pieces(self.prepare(items, options), options, lambda batch: self.collate(batch, options, labels))
 
     def validate_options(self, options: dict[str, Any]) -> None:
         self.validate_image_options(options)
@@ -63,9 +59,12 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
                 f"hypothesis_template must be a string with a {{}} where the label goes, got {template!r}."
             )
 
-    def collate(self, pieces: Sequence[ImagePiece], options: dict[str, Any]) -> ImageBatch:
+    def collate(
+        self, pieces: Sequence[ImagePiece], options: dict[str, Any], labels: Optional[Mapping[str, np.ndarray]] = None
+    ) -> ImageBatch:
+        """The stacked images with the call's tokenized candidate labels (`labels`, the text graph inputs)."""
         batch = super().collate(pieces, options)
-        return ImageBatch(batch.pixel_values, batch.pixel_mask, batch.original_sizes, options["_text"].feeds())
+        return ImageBatch(batch.pixel_values, batch.pixel_mask, batch.original_sizes, dict(labels or {}))
 
     def postprocess(self, outputs: dict[str, np.ndarray], encoded: ImageBatch, row: int, options: dict[str, Any]) -> Any:
         scores = softmax(outputs["logits_per_image"][row].astype(np.float32))

@@ -13,16 +13,7 @@ from itertools import groupby
 from typing import Any, Mapping, Optional, Sequence
 
 from onnxpipe.errors import MissingModelFileError
-
-CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
-            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-
-def _token_text(value: Any) -> Optional[str]:
-    """A special token as saved: a plain string or an AddedToken dict with 'content'."""
-    if isinstance(value, dict):
-        return value.get("content")
-    return value
+from onnxpipe.text.tokenizer import clean_up_tokenization, token_content
 
 
 @dataclass(frozen=True)
@@ -38,7 +29,7 @@ class CTCVocabulary:
     clean_up_tokenization_spaces: bool = False
 
     @classmethod
-    def from_files(cls, vocab: Mapping[str, Any], config: Mapping[str, Any], special: Mapping[str, Any], where: str) -> "CTCVocabulary":
+    def from_files(cls, vocab: Mapping[str, Any], config: Mapping[str, Any], special: Mapping[str, Any], where: str) -> CTCVocabulary:
         """Build from parsed vocab.json, tokenizer_config.json and special_tokens_map.json."""
         target = config.get("target_lang")
         encoder = vocab
@@ -52,12 +43,12 @@ class CTCVocabulary:
             )
         tokens = {int(i): t for t, i in encoder.items()}
         for index, entry in (config.get("added_tokens_decoder") or {}).items():  # added tokens win, as in transformers
-            tokens[int(index)] = _token_text(entry)
+            tokens[int(index)] = token_content(entry)
 
         def pick(name: str, default: Optional[str]) -> Optional[str]:
             for source in (special, config):
                 if name in source:
-                    return _token_text(source[name])
+                    return token_content(source[name])
             return default
 
         return cls(
@@ -87,8 +78,7 @@ class CTCVocabulary:
         if self.do_lower_case:
             text = text.lower()
         if self.clean_up_tokenization_spaces:
-            for old, new in CLEANUPS:
-                text = text.replace(old, new)
+            text = clean_up_tokenization(text)
         return text, (chars if with_offsets else [])
 
     def word_offsets(self, chars: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ class TextEncoder:
         self._lock = threading.Lock()
         config = folder.read_json("tokenizer_config.json")
         self._special_sources = (config, folder.read_json("special_tokens_map.json"))
-        self.model_max_length = _max_length(config, folder.config)
+        self.model_max_length = max_input_length(config, folder.config)
         self.padding_side = config.get("padding_side", "right")
         # transformers' fast tokenizers clean up spaces before punctuation after decoding when this is set
         self.clean_up_spaces = bool(config.get("clean_up_tokenization_spaces", False))
@@ -101,7 +101,7 @@ class TextEncoder:
         """A special token's text ("pad_token", "unk_token", "mask_token"...) from tokenizer_config.json, else
         special_tokens_map.json; None when neither names it."""
         for source in self._special_sources:
-            token = _token_text(source.get(name))
+            token = token_content(source.get(name))
             if isinstance(token, str) and token:
                 return token
         return None
@@ -151,14 +151,15 @@ def clean_up_tokenization(text: str) -> str:
     return text
 
 
-def _token_text(token) -> Optional[str]:
-    """A special token as tokenizer_config.json stores it: a string or an AddedToken dict."""
+def token_content(token: Any) -> Any:
+    """The text of a special token as tokenizer_config.json, special_tokens_map.json or vocab files store it: a plain
+    string as is, an AddedToken dict ({"content": ..., "lstrip": ...}) as its "content"; None stays None."""
     if isinstance(token, dict):
         return token.get("content")
     return token
 
 
-def _max_length(tokenizer_config: dict, model_config: dict) -> Optional[int]:
+def max_input_length(tokenizer_config: dict, model_config: dict) -> Optional[int]:
     """The longest input the model takes: tokenizer_config's model_max_length, else from the positions."""
     declared = tokenizer_config.get("model_max_length")
     if isinstance(declared, (int, float)) and declared < _NO_LIMIT:

@@ -25,7 +25,7 @@ except ImportError as exc:  # Pillow is the optional `vision` extra
     raise ImportError("Image tasks need Pillow: pip install 'onnxpipe[vision]' (or pip install pillow).") from exc
 
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
-from onnxpipe.media_sources import MediaSources, describe, fetch_url
+from onnxpipe.media_sources import FILES_AND_URLS, MediaSources, describe, fetch_url
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
 # processor class -> how it resizes; every one then rescales, normalizes and puts channels first
@@ -91,7 +91,7 @@ def _from_array(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(array))
 
 
-def load_image(item: Any, timeout: Optional[float] = None, sources: MediaSources = MediaSources()) -> PIL.Image.Image:
+def load_image(item: Any, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS) -> PIL.Image.Image:
     """An RGB PIL image from any supported input, EXIF-transposed and converted as transformers does.
 
     `sources` says whether strings may name local files or URLs (a server turns both off)."""
@@ -196,7 +196,7 @@ class ImageProcessor:
     config: dict[str, Any]
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], where: str = "preprocessor_config.json") -> "ImageProcessor":
+    def from_config(cls, config: dict[str, Any], where: str = "preprocessor_config.json") -> ImageProcessor:
         """Check the processor type is one onnxpipe implements; MissingModelFileError naming the fix otherwise."""
         kind = config.get("image_processor_type") or str(config.get("feature_extractor_type", "")).replace(
             "FeatureExtractor", "ImageProcessor"

@@ -45,7 +45,11 @@ def strip_prompt(ids: list[int], vocab: WhisperVocabulary) -> list[int]:
 
 def decode_asr(windows: Sequence[Window], vocab: WhisperVocabulary, return_timestamps: Any, return_language: Any,
                time_precision: float, segment_size: int = 1500) -> tuple[str, dict[str, Any]]:
-    """(text, {"chunks": [...]} or {}) of the windows of one input, as the pipeline returns them."""
+    """(text, {"chunks": [...]} or {}) of the windows of one input, as the pipeline returns them.
+
+    Longer than 80 lines on purpose: a port of transformers' `_decode_asr` in its order (one pass over the
+    tokens with the same state variables), kept whole so it can be checked against it.
+    """
     last_language = None
 
     def new_chunk() -> dict[str, Any]:

@@ -19,11 +19,14 @@ import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
-from onnxpipe.tasks.audio_base import AUDIO_OPTIONS, AudioPipeline
+from onnxpipe.options import check_choice, check_number, check_seconds_pair
+from onnxpipe.tasks.audio_base import AUDIO_OPTIONS
+from onnxpipe.tasks.automatic_speech_recognition import CHUNK_MUST, AutomaticSpeechRecognitionPipeline
 from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
 from onnxpipe.tasks.whisper.decode import WhisperVocabulary, Window, decode_asr
 from onnxpipe.tasks.whisper.generation import WhisperModel, WhisperSettings
 from onnxpipe.tasks.whisper.prompt import PromptSettings, check_language_and_task
+from onnxpipe.text.tokenizer import token_content
 
 TIMESTAMP_PATTERN = re.compile(r"<\|(\d+\.\d+)\|>")
 #: Whisper's own generate() options (beside the generation options) the pipeline passes through
@@ -39,24 +42,19 @@ WHISPER_UNIMPLEMENTED = {
 }
 
 
-class WhisperPipeline(GenerationPipeline, AudioPipeline):
-    """Transcribe or translate clips with a Whisper export."""
+class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
+    """Transcribe or translate clips with a Whisper export.
+
+    An AutomaticSpeechRecognitionPipeline (pipeline() picks this class for Whisper folders) that loads, checks
+    options and runs as a GenerationPipeline: the MRO puts GenerationPipeline's load, OPTIONS and setup first,
+    and this class overrides validate_options, run_items and the chunking it shares in name only with CTC.
+    """
 
     PIPELINE_DEFAULTS = {"max_new_tokens": 256, "num_beams": 5}
     TASK_OPTIONS = {
         "return_timestamps": None, "return_language": None, "chunk_length_s": None, "stride_length_s": None,
         **AUDIO_OPTIONS, **WHISPER_GENERATE_OPTIONS, **WHISPER_UNIMPLEMENTED,
     }
-
-    def __init__(self, model: Any, task: str, *args: Any, media_sources: Any = None, **kwargs: Any):
-        from onnxpipe.media_sources import MediaSources
-
-        if media_sources is not None and not isinstance(media_sources, MediaSources):
-            raise InvalidOptionError(
-                f"media_sources must be an onnxpipe.media_sources.MediaSources, got {type(media_sources).__name__}."
-            )
-        self.media_sources = media_sources or MediaSources()
-        super().__init__(model, task, *args, **kwargs)
 
     # -- loading -------------------------------------------------------------------------------
     def load_decoder(self, dtype: Optional[str]) -> OnnxSeq2Seq:
@@ -92,7 +90,7 @@ class WhisperPipeline(GenerationPipeline, AudioPipeline):
         for source in (self.folder.read_json("special_tokens_map.json"), self.folder.read_json("tokenizer_config.json")):
             extra = source.get("additional_special_tokens") or []
             if extra:
-                tokens += [t if isinstance(t, str) else t.get("content") for t in extra]
+                tokens += [token_content(t) for t in extra]
                 break
         ids = frozenset(i for i in (tokenizer.token_to_id(t) for t in tokens if t) if i is not None)
         no_stamps = tokenizer.token_to_id("<|notimestamps|>")
@@ -150,10 +148,8 @@ class WhisperPipeline(GenerationPipeline, AudioPipeline):
                 "return_timestamps='word' needs Whisper's cross-attention weights (aligned by dynamic time warping), "
                 "which the exported decoder graph does not output; use return_timestamps=True for segment timestamps."
             )
-        if stamps not in (None, True, False):
-            raise InvalidOptionError(f"return_timestamps must be True, False or None for Whisper, got {stamps!r}.")
-        if options["return_language"] not in (None, True, False):
-            raise InvalidOptionError(f"return_language must be True, False or None, got {options['return_language']!r}.")
+        check_choice("return_timestamps", stamps, (None, True, False), must="must be True, False or None for Whisper")
+        check_choice("return_language", options["return_language"], (None, True, False), must="must be True, False or None")
         self._check_chunking(options)
         self._prompt_ids(options)
         check_language_and_task(self._prompt_settings(options), options["language"], options["task"])
@@ -162,12 +158,8 @@ class WhisperPipeline(GenerationPipeline, AudioPipeline):
             raise InvalidOptionError("num_return_sequences must be 1 for speech recognition (one transcript per input).")
 
     def _check_chunking(self, options: dict[str, Any]) -> None:
-        chunk, stride = options["chunk_length_s"], options["stride_length_s"]
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or chunk < 0):
-            raise InvalidOptionError(f"chunk_length_s must be a number of seconds >= 0 (0: no chunking), got {chunk!r}.")
-        sides = list(stride) if isinstance(stride, (list, tuple)) else [stride, stride]
-        if stride is not None and (len(sides) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in sides)):
-            raise InvalidOptionError(f"stride_length_s must be seconds >= 0 or a [left, right] pair, got {stride!r}.")
+        chunk = check_number("chunk_length_s", options["chunk_length_s"], minimum=0, optional=True, must=CHUNK_MUST)
+        check_seconds_pair("stride_length_s", options["stride_length_s"], "must be seconds >= 0 or a [left, right] pair")
         if chunk:
             self.chunk_sizes(options)
 
@@ -240,12 +232,6 @@ class WhisperPipeline(GenerationPipeline, AudioPipeline):
     def stream(self, inputs: Any, **kwargs: Any) -> Any:
         """Not available: transformers' ASR pipeline does not stream Whisper's text either."""
         raise InvalidOptionError("Whisper transcription does not stream; call the pipeline instead.")
-
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        options = self.check_options(kwargs, self.defaults)
-        items, single = self.split_inputs(inputs)
-        results = self.run_items(items, options)
-        return results[0] if single else results
 
     def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
         settings, stamps = self.settings(options)

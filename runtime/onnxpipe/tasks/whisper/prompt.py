@@ -30,7 +30,7 @@ class PromptSettings:
     task: Optional[str] = None
 
     @classmethod
-    def from_files(cls, generation: Mapping[str, Any], config: Mapping[str, Any]) -> "PromptSettings":
+    def from_files(cls, generation: Mapping[str, Any], config: Mapping[str, Any]) -> PromptSettings:
         start = generation.get("decoder_start_token_id", config.get("decoder_start_token_id"))
         if start is None:
             raise InvalidOptionError("The model's generation_config.json and config.json give no decoder_start_token_id.")

@@ -11,7 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from onnxpipe.generation.warpers import NEG_INF, log_softmax
+from onnxpipe.generation.warpers import NEG_INF
+from onnxpipe.maths import log_softmax, logsumexp
 
 TIME_PRECISION = 0.02  # seconds per timestamp token (generate's time_precision)
 TIME_PRECISION_FEATURES = 0.01  # seconds per mel frame
@@ -53,17 +54,10 @@ class TimestampRules:
                 out[:, begin + self.max_initial_timestamp_index + 1 :] = NEG_INF
         logprobs = log_softmax(out.astype(np.float32))
         for k in range(input_ids.shape[0]):
-            stamp_logprob = _logsumexp(logprobs[k, begin:])
+            stamp_logprob = logsumexp(logprobs[k, begin:])
             if stamp_logprob > logprobs[k, :begin].max():
                 out[k, :begin] = NEG_INF
         return out
-
-
-def _logsumexp(values: np.ndarray) -> np.float32:
-    top = values.max()
-    if not np.isfinite(top):
-        return top
-    return np.float32(top + np.log(np.exp(values - top, dtype=np.float32).sum(dtype=np.float32)))
 
 
 @dataclass(frozen=True)

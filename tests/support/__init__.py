@@ -1,0 +1,1 @@
+"""What the tests build and compare with: tiny checkpoints made offline, torch references, parity checks."""
