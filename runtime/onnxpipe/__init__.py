@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # public names imported on first use, so that `import onnxpipe` stays cheap (the streamers need numpy)
 _LAZY = {
     "MediaSources": "onnxpipe.media_sources",
+    "Limits": "onnxpipe.limits",
     "TextStreamer": "onnxpipe.generation.streaming",
     "TextIteratorStreamer": "onnxpipe.generation.streaming",
 }
@@ -30,4 +31,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["pipeline", "list_tasks", "errors", "MediaSources", "TextStreamer", "TextIteratorStreamer", "__version__"]
+__all__ = ["pipeline", "list_tasks", "errors", "Limits", "MediaSources", "TextStreamer", "TextIteratorStreamer", "__version__"]

@@ -29,7 +29,7 @@ class IntegrityError(OnnxpipeError, ValueError):
 
 
 class CorruptModelError(OnnxpipeError, ValueError):
-    """An ONNX file that onnxruntime cannot load."""
+    """A model file that cannot be read: an ONNX graph onnxruntime cannot load, a broken manifest or tokenizer.json."""
 
 
 class DeviceNotAvailableError(OnnxpipeError, RuntimeError):
@@ -46,3 +46,8 @@ class InvalidOptionError(OnnxpipeError, ValueError):
 
 class ExportDependencyError(OnnxpipeError, ImportError):
     """The export stage was asked for without its extra installed."""
+
+
+class CancelledError(OnnxpipeError, RuntimeError):
+    """A call stopped because its CancelToken was cancelled (onnxpipe.cancellation): a deadline, a client that
+    went away, a shutdown. Not asyncio's CancelledError."""

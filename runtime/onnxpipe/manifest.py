@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from onnxpipe.errors import CorruptModelError
+
 MANIFEST_NAME = "onnxpipe.json"
 FORMAT_VERSION = 1
 
@@ -65,11 +67,16 @@ def read_manifest(folder: Path) -> Optional[dict[str, Any]]:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); re-export the model with `onnxpipe export`.") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CorruptModelError(f"{path} is not valid JSON ({exc}); re-export the model with `onnxpipe export`.") from exc
+    if not isinstance(data, dict):
+        raise CorruptModelError(f"{path} holds a JSON {type(data).__name__}, not the manifest's object; re-export the model.")
+    for key, kind in (("files", dict), ("task", str)):
+        if key in data and data[key] is not None and not isinstance(data[key], kind):
+            raise CorruptModelError(f"{path}: {key!r} must be a JSON {kind.__name__}, got {data[key]!r:.80}; re-export the model.")
     version = data.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
+        raise CorruptModelError(
             f"{path} has format_version {version!r}; this onnxpipe reads versions up to {FORMAT_VERSION}. "
             "Upgrade onnxpipe (pip install -U onnxpipe) or re-export the model."
         )

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 from onnxpipe.errors import InvalidOptionError, UnknownTaskError
 from onnxpipe.model_folder import ModelFolder
-from onnxpipe.registry import MODEL_TYPE_CLASSES, TASKS, list_tasks, normalize_task
+from onnxpipe.registry import GRAPH_HEADS, MODEL_TYPE_CLASSES, TASKS, list_tasks, normalize_task
 
 
 def pipeline_class(task: str, model_type: Optional[str] = None) -> type:
@@ -49,7 +49,25 @@ def pipeline(
                 f"architectures {folder.config.get('architectures')!r} name no task onnxpipe runs. "
                 f"Pass the task, e.g. pipeline('text-classification', model=...). Known: {', '.join(list_tasks())}."
             )
+    check_task_matches(task, folder)
     cls = pipeline_class(task, folder.config.get("model_type"))
     if task == "translation" and requested.strip().lower().startswith("translation_"):
         task = requested.strip().lower()  # the pipeline reads the languages (and T5 prefixes) from the full name
     return cls(folder, task=task, device=device, dtype=dtype, **options)
+
+
+def check_task_matches(task: str, folder: ModelFolder) -> None:
+    """InvalidOptionError when the folder's manifest records a task whose graph ends in another head than `task`
+    reads (GRAPH_HEADS): its outputs would be misread, or missing."""
+    recorded = folder.task if folder.manifest else None
+    if recorded is None or recorded == task or task not in GRAPH_HEADS or recorded not in GRAPH_HEADS:
+        return
+    if GRAPH_HEADS[recorded] == GRAPH_HEADS[task]:
+        return
+    outputs = ((folder.manifest or {}).get("validation") or {}).get("comparison", {}).get("outputs")
+    shown = f" (outputs {', '.join(outputs)})" if isinstance(outputs, list) and outputs else ""
+    raise InvalidOptionError(
+        f"{folder.path} was exported for {recorded!r}: its graph ends in a {GRAPH_HEADS[recorded]} head{shown}, not "
+        f"the {GRAPH_HEADS[task]} head {task!r} needs. Use pipeline({recorded!r}, model=...), or export the checkpoint "
+        f"for {task!r} with `onnxpipe export CHECKPOINT --task {task}`."
+    )

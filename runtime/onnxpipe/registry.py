@@ -37,6 +37,19 @@ MODEL_TYPE_CLASSES: dict[tuple[str, str], str] = {
     ("automatic-speech-recognition", "whisper"): "whisper.pipeline:WhisperPipeline",
 }
 
+# task -> the head its graph ends in, for the text-encoder tasks whose exports differ only there: a pipeline is
+# refused on a folder exported (manifest "task") for a task with another head, since it would read the wrong
+# outputs (LABEL_99 from a feature-extraction graph). Tasks with the same head share a graph (zero-shot on an NLI
+# text-classification export); tasks not listed are not checked.
+GRAPH_HEADS: dict[str, str] = {
+    "text-classification": "sequence-classification",
+    "zero-shot-classification": "sequence-classification",
+    "feature-extraction": "base model (last_hidden_state)",
+    "token-classification": "token-classification",
+    "question-answering": "question-answering (start/end logits)",
+    "fill-mask": "masked-lm",
+}
+
 # transformers' aliases
 ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",

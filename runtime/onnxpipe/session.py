@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -75,6 +76,15 @@ def gpu_install_hint() -> str:
     return "Install the CUDA build with: pip install 'onnxpipe[gpu]' && pip install --force-reinstall --no-deps onnxruntime-gpu"
 
 
+def max_threads() -> int:
+    """The most intra-op threads a session may ask for: 4 x the CPUs this process may run on."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 4 * max(1, cpus)
+
+
 def session_options(intra_op_num_threads: Optional[int] = None, cpu: Optional[CpuInfo] = None) -> Any:
     """onnxruntime SessionOptions with full graph optimization, an optional intra-op thread count, and the
     settings that keep int8 right on this CPU class (cpu.py; `cpu` defaults to this machine's)."""
@@ -87,6 +97,12 @@ def session_options(intra_op_num_threads: Optional[int] = None, cpu: Optional[Cp
     if intra_op_num_threads is not None:
         if not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 0:
             raise InvalidOptionError(f"intra_op_num_threads must be an int >= 0 (0 = all cores); got {intra_op_num_threads!r}.")
+        bound = max_threads()
+        if intra_op_num_threads > bound:
+            raise InvalidOptionError(
+                f"intra_op_num_threads={intra_op_num_threads} is more than {bound} (4 x the {bound // 4} CPUs this process "
+                "may use): onnxruntime would start that many spinning threads. Pass at most that, or 0 for all cores."
+            )
         options.intra_op_num_threads = intra_op_num_threads
     return options
 

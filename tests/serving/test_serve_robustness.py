@@ -157,7 +157,8 @@ def test_api_key_guards_every_route_but_health(folders, tmp_path):
 
 # -- graceful shutdown ---------------------------------------------------------------------------
 def test_graceful_shutdown_finishes_in_flight_and_refuses_new(folders, tmp_path):
-    srv = ServerProcess({"cls": folders["cls"]}, tmp_path / "log")
+    # 3,600 inputs: past the default --max-inputs-per-request (2048), raised so that the call runs long
+    srv = ServerProcess({"cls": folders["cls"]}, tmp_path / "log", "--max-inputs-per-request", "4096")
     long_inputs = [f"{t} {i}" for i in range(300) for t in TEXTS]
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(r=post(srv.url + "/models/cls", {"inputs": long_inputs})))

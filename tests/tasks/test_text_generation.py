@@ -9,7 +9,7 @@ import pytest
 from support.generation_checkpoints import GENERATION_PROMPTS
 
 from onnxpipe import pipeline
-from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.generation.streaming import TextStreamer
 from onnxpipe.model_folder import ModelFolder
 from onnxpipe.tasks.text_generation_chat import ChatTemplate
@@ -155,7 +155,7 @@ def test_chat_input_equals_transformers(pair):
 
 def test_chat_without_template_is_a_clear_error(pair):
     ours, _ = pair("gpt2")
-    with pytest.raises(MissingModelFileError, match="no chat template"):
+    with pytest.raises(InvalidInputError, match="no chat template"):  # the caller's input: a 422 when served
         ours(CHATS[0], **GREEDY)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from onnxpipe.audio.resample import resample
 from onnxpipe.audio.wav import is_wav, read_wav
 from onnxpipe.errors import InvalidInputError
+from onnxpipe.limits import UNLIMITED, Limits
 from onnxpipe.media_sources import FILES_AND_URLS, MediaSources, describe, fetch_url
 
 AUDIO_INPUT_TYPES = (
@@ -31,18 +32,21 @@ AUDIO_INPUT_TYPES = (
 MAX_CHANNELS = 8  # a 2-D array with an axis this short or shorter is read as (channels, samples) or (samples, channels)
 
 
-def load_audio(item: Any, sampling_rate: int, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS) -> np.ndarray:
-    """One input as a finite, non-empty, mono float32 waveform at `sampling_rate` Hz."""
+def load_audio(item: Any, sampling_rate: int, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS,
+               limits: Limits = UNLIMITED) -> np.ndarray:
+    """One input as a finite, non-empty, mono float32 waveform at `sampling_rate` Hz; `limits` (sample rates, seconds)
+    are checked on the rate and length a file or dict declares, before anything is resampled."""
     if isinstance(item, os.PathLike):
         item = os.fspath(item)
     if isinstance(item, str):
-        waveform = decode(_read_string(item, timeout, sources), sampling_rate, f"The file {item[:200]!r}")
+        waveform = decode(_read_string(item, timeout, sources), sampling_rate, f"The file {item[:200]!r}", limits)
     elif isinstance(item, (bytes, bytearray, memoryview)):
-        waveform = decode(bytes(item), sampling_rate, "The bytes given")
+        waveform = decode(bytes(item), sampling_rate, "The bytes given", limits)
     elif isinstance(item, dict):
-        waveform = _from_dict(item, sampling_rate)
+        waveform = _from_dict(item, sampling_rate, limits)
     elif isinstance(item, np.ndarray):
         waveform = to_mono_float(item)
+        limits.check_audio(waveform.size, sampling_rate)
     else:
         raise InvalidInputError(f"An audio input must be {AUDIO_INPUT_TYPES}; got {type(item).__name__}: {item!r:.80}.")
     return check_waveform(waveform)
@@ -91,7 +95,7 @@ def _channel_axis(shape: tuple[int, ...]) -> int:
     )
 
 
-def _from_dict(item: dict, sampling_rate: int) -> np.ndarray:
+def _from_dict(item: dict, sampling_rate: int, limits: Limits = UNLIMITED) -> np.ndarray:
     key = "raw" if item.get("raw") is not None else "array"
     if item.get(key) is None or "sampling_rate" not in item:
         raise InvalidInputError(
@@ -102,17 +106,24 @@ def _from_dict(item: dict, sampling_rate: int) -> np.ndarray:
     if unknown:
         raise InvalidInputError(f"An audio dict takes the keys 'raw' or 'array', 'sampling_rate' and 'path'; got also {sorted(unknown)}.")
     rate = item["sampling_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer, float)) or rate <= 0 or int(rate) != rate:
+    if (isinstance(rate, bool) or not isinstance(rate, (int, np.integer, float, np.floating))
+            or (isinstance(rate, (float, np.floating)) and not np.isfinite(rate)) or rate <= 0 or int(rate) != rate):  # NaN and inf fail isfinite before int() could raise
         raise InvalidInputError(f"'sampling_rate' must be a positive whole number of Hz, got {rate!r}.")
     samples = item[key]
     if not isinstance(samples, np.ndarray):
         if hasattr(samples, "numpy"):  # a torch tensor from a datasets pipeline
             samples = samples.numpy()
         elif isinstance(samples, (list, tuple)):
-            samples = np.asarray(samples, dtype=np.float32)
+            try:
+                samples = np.asarray(samples, dtype=np.float32)
+            except (ValueError, TypeError, OverflowError) as exc:  # strings, None, ragged lists, huge ints
+                raise InvalidInputError(
+                    f"The audio dict's {key!r} must be a list of numbers (the samples), got {samples!r:.80} ({exc})."
+                ) from None
         else:
             raise InvalidInputError(f"The audio dict's {key!r} must be a numpy array, got {type(samples).__name__}.")
     waveform = check_waveform(to_mono_float(samples))
+    limits.check_audio(waveform.size, int(rate))
     return resample(waveform, int(rate), sampling_rate)
 
 
@@ -136,16 +147,20 @@ def _read_string(text: str, timeout: Optional[float], sources: MediaSources) -> 
     return data
 
 
-def decode(data: bytes, sampling_rate: int, what: str) -> np.ndarray:
+def decode(data: bytes, sampling_rate: int, what: str, limits: Limits = UNLIMITED) -> np.ndarray:
     """Decode a WAV file natively, anything else with ffmpeg; resample to `sampling_rate`."""
     if is_wav(data):
         samples, rate = read_wav(data, what)
+        limits.check_audio(samples.size, rate)
         return resample(check_waveform(samples), rate, sampling_rate)
-    return ffmpeg_decode(data, sampling_rate, what)
+    audio = ffmpeg_decode(data, sampling_rate, what, limits.max_audio_seconds)
+    limits.check_audio(audio.size, sampling_rate)
+    return audio
 
 
-def ffmpeg_decode(data: bytes, sampling_rate: int, what: str) -> np.ndarray:
-    """Decode any format ffmpeg reads to mono float32 at `sampling_rate` (transformers' ffmpeg_read)."""
+def ffmpeg_decode(data: bytes, sampling_rate: int, what: str, max_seconds: Optional[float] = None) -> np.ndarray:
+    """Decode any format ffmpeg reads to mono float32 at `sampling_rate` (transformers' ffmpeg_read); with
+    `max_seconds`, ffmpeg stops one second past it (the caller refuses the clip), so a small file cannot decode to hours."""
     binary = shutil.which("ffmpeg")
     if binary is None:
         raise InvalidInputError(
@@ -153,6 +168,8 @@ def ffmpeg_decode(data: bytes, sampling_rate: int, what: str) -> np.ndarray:
             "which is not on PATH. Install ffmpeg (e.g. apt-get install ffmpeg), or pass a WAV file or a numpy array."
         )
     command = [binary, "-i", "pipe:0", "-ac", "1", "-ar", str(sampling_rate), "-f", "f32le", "-hide_banner", "-loglevel", "quiet", "pipe:1"]
+    if max_seconds is not None:
+        command[-1:-1] = ["-t", f"{max_seconds + 1:g}"]
     result = subprocess.run(command, input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
     audio = np.frombuffer(result.stdout, dtype=np.float32)
     if audio.size == 0:

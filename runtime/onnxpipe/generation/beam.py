@@ -13,6 +13,7 @@ from typing import Union
 
 import numpy as np
 
+from onnxpipe.cancellation import raise_if_cancelled
 from onnxpipe.generation.processors import apply_processors
 from onnxpipe.generation.search import SearchInputs, StepRunner
 from onnxpipe.generation.stopping import is_done
@@ -91,8 +92,10 @@ def beam_search(
     batch_offset = np.arange(batch)[:, None] * num_beams
 
     while True:
+        raise_if_cancelled()  # onnxpipe.cancellation: checked before and after every decoder step
         flat_running = running_sequences[:, :, :cur_len].reshape(flat_n, cur_len)
         logits = runner.step(flat_running, mask[:, :cur_len], None)
+        raise_if_cancelled()
         log_probs = apply_processors(inputs.processors, flat_running, log_softmax(logits))
         vocab = log_probs.shape[-1]
         log_probs = (log_probs.reshape(batch, num_beams, vocab) + running_beam_scores[:, :, None]).reshape(

@@ -83,6 +83,8 @@ def _check_sampling(v: dict[str, Any]) -> None:
 
 
 def _int(v: dict, key: str, *, minimum: int, optional: bool = False, message: Optional[str] = None) -> None:
+    if v[key] is not None and not is_int(v[key]):  # e.g. 1e9, a float: say that, not the bound's message
+        message = f"must be an integer >= {minimum} (a whole number, not {type(v[key]).__name__})"
     check_int(key, v[key], minimum=minimum, optional=optional, must=message or f"must be an integer >= {minimum}")
 
 

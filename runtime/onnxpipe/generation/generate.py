@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe.cancellation import raise_if_cancelled
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.generation.beam import beam_search
 from onnxpipe.generation.config import GenerationConfig
@@ -113,6 +114,7 @@ def generate(
             raise InvalidInputError("decoder_input_ids is only for encoder-decoder models; put the tokens in input_ids.")
         dec_ids, dec_mask = input_ids, attention_mask
 
+    raise_if_cancelled()  # after the encoder / prompt run
     expand = max(config.num_beams, config.num_return_sequences)
     if expand > 1:
         rows = np.repeat(np.arange(batch, dtype=np.int64), expand)

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe.cancellation import raise_if_cancelled
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.generation.decoder import Decoder, State
 from onnxpipe.generation.processors import LogitsProcessor, apply_processors
@@ -98,12 +99,14 @@ def greedy_or_sample(inputs: SearchInputs, do_sample: bool) -> np.ndarray:
     active = np.arange(n)
     unfinished = np.ones(n, dtype=bool)
     while True:
+        raise_if_cancelled()  # onnxpipe.cancellation: a deadline or a client that left stops the loop here
         all_rows = active.size == n
         logits = runner.step(
             sequences[:, :cur] if all_rows else sequences[active, :cur],
             mask[:, :cur] if all_rows else mask[active, :cur],
             None if all_rows else active,
         )
+        raise_if_cancelled()
         seen = sequences[:, :cur] if all_rows else sequences[active, :cur]
         scores = apply_processors(inputs.processors, seen, logits)
         next_tokens = sample_next(inputs.rng, scores) if do_sample else np.argmax(scores, axis=-1)

@@ -16,13 +16,14 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from onnxpipe.serving.config import ServeConfig
-from onnxpipe.serving.embeddings import embeddings_route, openai_error
+from onnxpipe.serving.embeddings import embeddings_route, models_route, openai_error
 from onnxpipe.serving.protocol import RequestError
 from onnxpipe.serving.routes import (
     ErrorBody,
     Handler,
     guarded,
     health_route,
+    hf_api_route,
     inference_route,
     info_route,
     metrics_route,
@@ -54,7 +55,9 @@ def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
         get("/metrics", metrics_route(state)),
         post("/", inference_route(state, config.default_model)),
         post("/models/{name}", inference_route(state, None)),
+        post("/hf/models/{name}", hf_api_route(state)),
         post("/v1/embeddings", embeddings_route(state), error_body=openai_error),
+        get("/v1/models", models_route(state)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = state

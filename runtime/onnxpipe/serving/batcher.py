@@ -10,8 +10,9 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
+from onnxpipe.errors import CancelledError
 from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
 
 
@@ -71,25 +72,33 @@ class Batcher:
         self.last_batch = 1  # requests in the last batch
         self.arrived_while_busy = 0  # requests queued while the last batch ran
         self.mean_job_s = 0.05  # running estimate of the time per job, for Retry-After
+        self.running: list[_Pending] = []  # the jobs of the call in progress (cancel_all reaches them)
         self.thread = threading.Thread(target=self._loop, name=f"onnxpipe-batcher-{name}", daemon=True)
         self.thread.start()
 
     # -- the asyncio side ----------------------------------------------------------------------
     def submit(self, job: Job) -> asyncio.Future[Outcome]:
         """Queue `job`; the returned future gets its Outcome. Raises QueueFullError when the queue is full.
-        Cancelling the future (a deadline) drops the job if its call has not started."""
+        Cancelling the future (a deadline) drops the job if its call has not started; cancelling `job.cancel`
+        also stops its call once started (onnxpipe.cancellation)."""
+        return self.submit_many([job])[0]
+
+    def submit_many(self, jobs: Sequence[Job]) -> list[asyncio.Future[Outcome]]:
+        """Queue all of one request's `jobs` as ONE admission: QueueFullError only when `max_queue` jobs are
+        waiting already, however many this request brings (an embeddings request of 1,000 texts on an idle
+        server is admitted; its texts are still batched with other requests' texts)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
         with self.cond:
             if self.closed:
                 raise RuntimeError(f"the worker of model {self.name!r} has stopped")
             if len(self.queue) >= self.max_queue:
                 raise QueueFullError(len(self.queue), self.retry_after())
-            self.queue.append(_Pending(job, future, loop))
+            pending = [_Pending(job, loop.create_future(), loop) for job in jobs]
+            self.queue.extend(pending)
             if self.busy:
-                self.arrived_while_busy += 1
+                self.arrived_while_busy += len(pending)
             self.cond.notify()
-        return future
+        return [p.future for p in pending]
 
     def depth(self) -> int:
         """Jobs waiting (not counting the ones being run)."""
@@ -105,12 +114,25 @@ class Batcher:
         estimate = len(self.queue) * self.mean_job_s / max(1, min(self.max_batch_size, len(self.queue)))
         return max(1, int(estimate + 0.999))
 
-    def close(self, timeout: Optional[float] = None) -> None:
-        """Answer the jobs still queued, then stop the worker."""
+    def cancel_all(self, reason: str = "the server is shutting down") -> None:
+        """Cancel every job queued or running: the running call stops at its next check (a generation step, a
+        model run), the queued ones are answered with CancelledError without running."""
+        with self.cond:
+            for pending in [*self.running, *self.queue]:
+                pending.job.cancel.cancel(reason)
+            self.cond.notify_all()
+
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """Answer the jobs still queued, then stop the worker, waiting at most `timeout` seconds (None: no
+        limit); past it, cancel what is left and wait at most 2 s more. True when the worker has stopped."""
         with self.cond:
             self.closed = True
             self.cond.notify_all()
         self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.cancel_all()
+            self.thread.join(2.0)
+        return not self.thread.is_alive()
 
     # -- the worker ----------------------------------------------------------------------------
     def _take(self) -> list[_Pending]:
@@ -150,7 +172,12 @@ class Batcher:
                 self.last_batch = len(batch)
                 self.arrived_while_busy = 0
             try:
-                live = [p for p in batch if not p.future.cancelled()]  # past their deadline: already answered 504
+                live = [p for p in batch if not p.future.cancelled() and not p.job.cancel.cancelled]
+                for pending in batch:  # past their deadline (already answered 504) or cancelled by a shutdown
+                    if pending.job.cancel.cancelled:
+                        pending.deliver(Outcome(error=CancelledError(pending.job.cancel.reason)))
+                with self.cond:
+                    self.running = live
                 if live:
                     now = time.monotonic()
                     for p in live:
@@ -167,3 +194,4 @@ class Batcher:
             finally:
                 with self.cond:
                     self.busy = False
+                    self.running = []

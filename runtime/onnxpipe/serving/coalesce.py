@@ -20,6 +20,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from onnxpipe.cancellation import AllCancelled, CancelToken, cancel_scope
+from onnxpipe.errors import CancelledError
+
 UNWRAP, WRAP, ALONE = "unwrap", "wrap", "alone"
 _PROBES_BEFORE_ALONE = 3  # a kind whose probe disagrees this many times is run alone from then on
 _MAX_RULES = 4096
@@ -85,6 +88,7 @@ class Job:
     size: int = 0  # length of the input as JSON: a task-free proxy for its token count
     single: bool = True
     enqueued: float = field(default_factory=time.monotonic)
+    cancel: CancelToken = field(default_factory=CancelToken, compare=False, repr=False)  # set when its request gives up
 
     def __post_init__(self) -> None:
         self.key = json.dumps(self.params, sort_keys=True, default=repr)
@@ -179,16 +183,18 @@ class Coalescer:
         return outcomes  # type: ignore[return-value]
 
     # -- calls ---------------------------------------------------------------------------------
-    def _timed(self, inputs: Any, params: dict[str, Any], requests: int) -> Any:
+    def _timed(self, inputs: Any, params: dict[str, Any], jobs: Sequence[Job]) -> Any:
+        """The pipeline call, cancelled (onnxpipe.cancellation) once every one of `jobs` is."""
         started = time.perf_counter()
         try:
-            return self.pipe(inputs, **params)
+            with cancel_scope(jobs[0].cancel if len(jobs) == 1 else AllCancelled([job.cancel for job in jobs])):
+                return self.pipe(inputs, **params)
         finally:
-            self.on_call(requests, time.perf_counter() - started)
+            self.on_call(len(jobs), time.perf_counter() - started)
 
     def _call_alone(self, job: Job) -> Outcome:
         try:
-            return Outcome(jsonable(self._timed(job.inputs, job.params, 1)))
+            return Outcome(jsonable(self._timed(job.inputs, job.params, [job])))
         except BaseException as exc:  # noqa: BLE001 - handed to the request that caused it
             if not _catchable(exc):
                 raise
@@ -199,10 +205,12 @@ class Coalescer:
             return [self._call_alone(jobs[0])]
         params = {**jobs[0].params, "batch_size": len(jobs)}
         try:
-            results = self._timed([job.inputs for job in jobs], params, len(jobs))
+            results = self._timed([job.inputs for job in jobs], params, jobs)
         except BaseException as exc:  # noqa: BLE001 - find out which request it was
             if not _catchable(exc):
                 raise
+            if isinstance(exc, CancelledError):  # every request of the call gave up: nobody to retry for
+                return [Outcome(error=exc) for _ in jobs]
             return [self._call_alone(job) for job in jobs]
         if not isinstance(results, list) or len(results) != len(jobs):
             return [self._call_alone(job) for job in jobs]
@@ -214,10 +222,13 @@ class Coalescer:
         if outcome.error is not None:
             return outcome  # nothing learned: the input or the parameters are bad
         try:
-            pair = jsonable(self.pipe([job.inputs, job.inputs], **{**job.params, "batch_size": 2}))
+            with cancel_scope(job.cancel):
+                pair = jsonable(self.pipe([job.inputs, job.inputs], **{**job.params, "batch_size": 2}))
         except BaseException as exc:  # noqa: BLE001 - this kind cannot be batched
             if not _catchable(exc):
                 raise
+            if isinstance(exc, CancelledError):  # the request gave up: nothing learned
+                return outcome
             pair = None
         rule = None
         if isinstance(pair, list) and len(pair) == 2:

@@ -9,7 +9,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from onnxpipe.serving.config import EMBEDDING_POOLINGS, RayOptions, ServeConfig
+from onnxpipe.limits import FLAGS as LIMIT_FLAGS
+from onnxpipe.limits import Limits
+from onnxpipe.serving.config import EMBEDDING_POOLINGS, RayOptions, ServeConfig, limits_from
 
 SERVE_MODULES = ("starlette", "uvicorn")
 SERVE_INSTALL = "pip install 'onnxpipe[serve]'"
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let image/audio inputs name files on this machine (default: only inline base64 data)")
     p.add_argument("--allow-media-urls", action="store_true",
                    help="let image/audio inputs be http(s) URLs the server fetches (default: only inline base64 data)")
+    add_limit_arguments(p)
     ray = p.add_argument_group("Ray Serve (needs the ray extra)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of the built-in server")
     ray.add_argument("--ray-address", help="an existing cluster ('auto', 'ray://HOST:10001'; default: start a local Ray)")
@@ -63,6 +66,46 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--max-replicas", type=int, help="autoscale up to this many replicas per model (default: --min-replicas)")
     ray.add_argument("--replica-cpus", type=float, help="CPUs Ray reserves per replica (default 1)")
     return p
+
+
+LIMIT_HELP = {
+    "max_num_beams": "beams of beam search",
+    "max_num_return_sequences": "sequences returned per input",
+    "max_new_tokens": "tokens generated per sequence (max_new_tokens, or max_length past the prompt)",
+    "max_input_tokens": "prompt tokens of a generation model",
+    "max_audio_seconds": "seconds of audio per input",
+    "min_sample_rate": "lowest sampling rate (Hz) of an audio input",
+    "max_sample_rate": "highest sampling rate (Hz) of an audio input",
+    "max_image_pixels": "pixels of an image input",
+    "max_inputs_per_request": "inputs in one request (a list), at least --max-batch-size",
+}
+
+
+def _limit_value(cast: type):
+    """An argparse type: a number of `cast`, or 'none' (no limit)."""
+
+    def parse(text: str):
+        if text.strip().lower() in ("none", "off"):
+            return "none"
+        try:
+            return cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+    return parse
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per field of onnxpipe.limits.Limits, and --limits FILE.json (the flags override the file)."""
+    group = p.add_argument_group("limits (a request past one gets 422 naming it; 'none' turns one off)")
+    group.add_argument("--limits", metavar="FILE.json",
+                       help='a JSON object of limits, e.g. {"max_num_beams": 4, "max_audio_seconds": 60}; flags override it')
+    defaults = Limits()
+    for name, flag in LIMIT_FLAGS.items():
+        default = getattr(defaults, name)
+        shown = "the model's own limit" if default is None else default
+        group.add_argument(flag, dest=name, metavar="N", type=_limit_value(float if name == "max_audio_seconds" else int),
+                           help=f"{LIMIT_HELP[name]} (default: {shown})")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -85,6 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
             timeout_s=args.timeout, max_body_bytes=args.max_body_bytes, api_key=args.api_key,
             allow_media_files=args.allow_media_files, allow_media_urls=args.allow_media_urls,
+            limits=limits_from(args.limits, {name: getattr(args, name) for name in LIMIT_FLAGS}),
             **({} if args.drain_timeout is None else {"drain_timeout_s": args.drain_timeout}),
             **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
         )

@@ -3,11 +3,13 @@ and, for `--ray`, how many replicas to run. Pure data: importing this module imp
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
+from onnxpipe.limits import Limits
 from onnxpipe.media_sources import MediaSources
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -63,6 +65,8 @@ class ServeConfig:
     # file or URL would otherwise make the server read its own files or fetch URLs for the client
     allow_media_files: bool = False
     allow_media_urls: bool = False
+    # what one request may ask for (beams, tokens, audio, inputs...): safe defaults, passed to every pipeline
+    limits: Limits = Limits()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -80,6 +84,11 @@ class ServeConfig:
         _check(0 < self.port < 65536, f"--port must be between 1 and 65535, got {self.port}.")
         _check(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}.")
         _check(self.api_key is None or len(self.api_key) > 0, "--api-key must not be empty.")
+        _check(isinstance(self.limits, Limits), f"limits must be an onnxpipe.limits.Limits, got {type(self.limits).__name__}.")
+        most = self.limits.max_inputs_per_request
+        _check(most is None or most >= self.max_batch_size,
+               f"--max-inputs-per-request ({most}) must be >= --max-batch-size ({self.max_batch_size}): a batched call "
+               "holds up to --max-batch-size inputs.")
         _check(
             self.embedding_pooling in EMBEDDING_POOLINGS,
             f"--embedding-pooling must be one of {', '.join(EMBEDDING_POOLINGS)}, got {self.embedding_pooling!r}.",
@@ -125,3 +134,21 @@ def _check(ok: bool, message: str) -> None:
     """ValueError(`message`) unless `ok`: the option checks of ServeConfig."""
     if not ok:
         raise ValueError(message)
+
+
+def limits_from(file: Optional[str], flags: Mapping[str, Any]) -> Limits:
+    """The server's limits: the defaults, then a `--limits FILE.json` object ({"max_num_beams": 4, ...}; null turns a
+    limit off), then each limit flag given (`flags`: field name -> value, None when not given, "none" to turn it off).
+    ValueError naming the file or the value."""
+    limits = Limits()
+    if file is not None:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                values = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--limits {file!r} cannot be read as JSON ({exc}).") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"--limits {file!r} must hold a JSON object of limits, e.g. {{\"max_num_beams\": 4}}.")
+        limits = Limits.from_dict(values, limits)
+    given = {name: (None if value == "none" else value) for name, value in flags.items() if value is not None}
+    return Limits.from_dict(given, limits)

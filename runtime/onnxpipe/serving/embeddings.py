@@ -1,10 +1,12 @@
 """OpenAI-compatible `POST /v1/embeddings` for feature-extraction models: one pooled, L2-normalized vector per
 input text, each text batched with other requests' texts. The body is parsed in protocol.py; this module makes
-the answer in OpenAI's shape (vectors as floats or base64, token usage, OpenAI-style errors)."""
+the answer in OpenAI's shape (vectors as floats or base64, token usage, OpenAI-style errors). Also `GET /v1/models`,
+the served models in OpenAI's list shape (`client.models.list()`)."""
 
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any, Awaitable, Callable
 
 import numpy as np
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from onnxpipe.serving.coalesce import Job
-from onnxpipe.serving.protocol import RequestError, deadline_of, parse_embeddings, read_body
+from onnxpipe.serving.protocol import RequestError, check_input_count, deadline_of, parse_embeddings, read_body
 from onnxpipe.serving.state import ServerState
 
 
@@ -41,14 +43,31 @@ def embeddings_route(state: ServerState) -> Callable[[Request], Awaitable[Respon
         deadline = deadline_of(request.headers, state.config.timeout_s)
         body = await read_body(request, state.config.max_body_bytes)
         name, texts, encoding = parse_embeddings(body, state.pipes)
+        check_input_count(len(texts), state.config.limits)
         request.state.model = name
-        vectors = await state.infer(name, [Job(text, dict(params)) for text in texts], deadline)
+        vectors = await state.infer(name, [Job(text, dict(params)) for text in texts], deadline, request.is_disconnected)
         tokens = token_count(state.pipes[name], texts)
         return JSONResponse({
             "object": "list",
             "data": [{"object": "embedding", "index": i, "embedding": encode(v, encoding)} for i, v in enumerate(vectors)],
             "model": name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })
+
+    return handler
+
+
+def models_route(state: ServerState) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /v1/models`: every served model as an OpenAI model object (id = the served name; `task` added)."""
+    created = int(time.time())
+
+    async def handler(request: Request) -> Response:
+        return JSONResponse({
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "onnxpipe", "task": getattr(pipe, "task", None)}
+                for name, pipe in state.pipes.items()
+            ],
         })
 
     return handler

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.limits import Limits
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -140,6 +141,10 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(422, "invalid_json", f"the request body is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise RequestError(422, "invalid_json", "the request body's JSON is nested too deeply to parse.") from None
+    except ValueError as exc:  # e.g. an integer past Python's int-string conversion limit (4300 digits)
+        raise RequestError(422, "invalid_json", f"the request body's JSON cannot be read ({exc}).") from None
 
 
 def parse_inference(body: bytes) -> tuple[Any, dict[str, Any]]:
@@ -259,6 +264,15 @@ def _embedding_model(name: Any, pipes: Mapping[str, Any]) -> str:
             f"model {name!r} is a {pipe.task} model; /v1/embeddings needs a feature-extraction model: {embedders or 'none served'}.",
         )
     return name
+
+
+def check_input_count(count: int, limits: Limits) -> None:
+    """RequestError 422 naming the limit when a request holds more inputs than `limits.max_inputs_per_request`
+    (for routes that split a request into jobs, whose pipeline calls never see the whole list)."""
+    try:
+        limits.check_inputs(count)
+    except InvalidInputError as exc:
+        raise RequestError(422, "invalid_input", str(exc)) from None
 
 
 # -- answers to failures -------------------------------------------------------------------------

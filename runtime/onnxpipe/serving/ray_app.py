@@ -20,6 +20,7 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from onnxpipe.limits import Limits
 from onnxpipe.media_sources import MediaSources
 from onnxpipe.pipelines import pipeline
 from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
@@ -43,10 +44,12 @@ class PipelineDeployment:
     def __init__(self, name: str, source: str, task: Optional[str] = None, dtype: Optional[str] = None,
                  device: str = "cpu", threads: Optional[int] = None, max_batch_size: int = 32,
                  max_wait_ms: float = 5.0, max_body_bytes: int = 1 << 20, api_key: Optional[str] = None,
-                 allow_media_files: bool = False, allow_media_urls: bool = False):
+                 allow_media_files: bool = False, allow_media_urls: bool = False,
+                 limits: Optional[dict[str, Any]] = None):
         self.name, self.max_body_bytes, self.api_key = name, max_body_bytes, api_key
         self.pipe = pipeline(task, model=source, device=device, dtype=dtype, intra_op_num_threads=threads,
-                             media_sources=MediaSources(files=allow_media_files, urls=allow_media_urls))
+                             media_sources=MediaSources(files=allow_media_files, urls=allow_media_urls),
+                             limits=Limits.from_dict(limits) if limits is not None else Limits())
         self.calls: Counter[int] = Counter()
         self.coalescer = Coalescer(self.pipe, max_batch_size, on_call=lambda n, seconds: self.calls.update([n]))
         self.run_batch.set_max_batch_size(max_batch_size)
@@ -100,7 +103,7 @@ def application(spec: ModelSpec, config: ServeConfig, ray_options: Optional[RayO
     return PipelineDeployment.options(**options).bind(
         spec.name, spec.source, config.task, config.dtype, config.device, config.threads,
         config.max_batch_size, config.max_wait_ms, config.max_body_bytes, config.api_key,
-        config.allow_media_files, config.allow_media_urls,
+        config.allow_media_files, config.allow_media_urls, config.limits.as_dict(),
     )
 
 

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from onnxpipe import __version__
 from onnxpipe.serving.coalesce import Job
 from onnxpipe.serving.protocol import (
+    EMBEDDINGS_TASK,
     RequestError,
     check_authorized,
     check_parameters,
@@ -79,11 +80,50 @@ def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
         inputs, params, stream = parse_request(body)
         check_parameters(pipe, inputs, params)
         if stream:
-            return stream_response(state, name, pipe, inputs, params, deadline)
-        [answer] = await state.infer(name, [Job(inputs, params)], deadline)
+            return await stream_response(state, name, pipe, inputs, params, deadline)
+        [answer] = await state.infer(name, [Job(inputs, params)], deadline, request.is_disconnected)
         return JSONResponse(answer)
 
     return handler
+
+
+def hf_api_route(state: ServerState) -> Handler:
+    """`POST /hf/models/{name}`: the same call as `/models/{name}`, answered in the shapes the Hugging Face Inference
+    API documents and `huggingface_hub.InferenceClient` parses (hf_api_answer); not streamed."""
+
+    async def handler(request: Request) -> Response:
+        name = request.path_params["name"]
+        pipe = state.pipe(name)
+        request.state.model = name
+        deadline = deadline_of(request.headers, state.config.timeout_s)
+        body = await read_body(request, state.config.max_body_bytes)
+        inputs, params, stream = parse_request(body)
+        if stream:
+            raise RequestError(422, "invalid_request", '"stream": true is served on /models/{name}, not on /hf/models/{name}.')
+        task = getattr(pipe, "task", None)
+        if task == EMBEDDINGS_TASK:
+            if "truncate" in params:  # the Inference API's (TEI's) name
+                params = {**{k: v for k, v in params.items() if k != "truncate"}, "truncation": params["truncate"]}
+            params = {"pooling": state.config.embedding_pooling, "normalize": True, **params}
+        check_parameters(pipe, inputs, params)
+        [answer] = await state.infer(name, [Job(inputs, params)], deadline, request.is_disconnected)
+        return JSONResponse(hf_api_answer(task, inputs, answer, pooled=params.get("pooling") != "none"))
+
+    return handler
+
+
+def hf_api_answer(task: Optional[str], inputs: Any, answer: Any, pooled: bool = True) -> Any:
+    """A pipeline's answer in the Inference API's shape where it differs from transformers': text-classification
+    gives one list of {label, score} per input, always (transformers gives a flat list for one text with top_k);
+    feature-extraction gives one row per input (a lone text's pooled vector inside a list; `pooling: "none"` keeps
+    transformers' token rows). Other tasks as they are."""
+    single = not isinstance(inputs, list)
+    if task == "text-classification":
+        rows = [answer] if single else list(answer)
+        return [row if isinstance(row, list) else [row] for row in rows]
+    if task == EMBEDDINGS_TASK and single and pooled:
+        return [answer]
+    return answer
 
 
 # -- operations: health, readiness, what is served, metrics ---------------------------------------
@@ -123,6 +163,7 @@ def info_route(state: ServerState) -> Handler:
                 "embedding_pooling": config.embedding_pooling,
                 "allow_media_files": config.allow_media_files, "allow_media_urls": config.allow_media_urls,
             },
+            "limits": config.limits.as_dict(),
         })
 
     return handler

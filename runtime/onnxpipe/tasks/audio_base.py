@@ -40,7 +40,7 @@ class AudioPipeline(Pipeline):
     def waveform(self, item: Any, options: dict[str, Any]) -> np.ndarray:
         """One input decoded to a mono float32 waveform at the model's sampling rate; strings may name files or
         URLs only as far as the pipeline's media_sources allow (a server turns both off)."""
-        return load_audio(item, self.sampling_rate, options["timeout"], self.media_sources)
+        return load_audio(item, self.sampling_rate, options["timeout"], self.media_sources, self.limits)
 
     def features(self, clip: np.ndarray, attention_mask: Any = None) -> Features:
         """The graph inputs of one clip, as the feature extractor computes them for a lone clip."""

@@ -8,6 +8,7 @@ call's options (generation.config.resolve_generation_config).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -102,23 +103,50 @@ class GenerationPipeline(Pipeline):
         return {name: options[name] for name in known_options() if options[name] is not UNSET}
 
     def resolve(self, options: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> GenerationConfig:
-        """The checked GenerationConfig of a call."""
-        return resolve_generation_config(
+        """The checked GenerationConfig of a call, within the pipeline's limits (checked before any allocation)."""
+        given = {**self.generation_overrides(options), **(extra or {})}
+        config = resolve_generation_config(
             self.generation_file,
             self.folder.config,
             self.PIPELINE_DEFAULTS,
-            {**self.generation_overrides(options), **(extra or {})},
+            given,
             task_params=self.task_params(),
             tokenizer_pad_token_id=self.tokenizer_pad_id(),
         )
+        asked = {name: getattr(config, name) if given.get(name) is not None else None
+                 for name in ("num_beams", "num_return_sequences", "max_new_tokens", "max_length")}
+        if asked["max_new_tokens"] is not None:
+            asked["max_length"] = None
+        self.limits.check_generation(**asked, prompt_allowance=self.limit or self.encoder.model_max_length)
+        return config
 
     def validate_options(self, options: dict[str, Any]) -> None:
-        self.resolve(options)  # raises InvalidOptionError on a bad or unimplemented generation option
+        config = self.resolve(options)  # raises InvalidOptionError on a bad or unimplemented generation option
+        self.check_token_ids(config)
         streamer = options["streamer"]
         if streamer is not None and not (hasattr(streamer, "put") and hasattr(streamer, "end")):
             raise InvalidOptionError(
                 f"streamer must have put(ids) and end() methods (onnxpipe.generation.streaming), got {type(streamer).__name__}."
             )
+
+    def check_token_ids(self, config: GenerationConfig) -> None:
+        """InvalidOptionError naming a token id in bad_words_ids / sequence_bias / suppress_tokens that is past the
+        tokenizer's vocabulary (the logits have no such column)."""
+        size = self.folder.config.get("vocab_size")
+        if not isinstance(size, int) or size <= 0:
+            size = self.encoder.tokenizer.get_vocab_size(with_added_tokens=True)
+        for name in ("bad_words_ids", "sequence_bias", "suppress_tokens", "begin_suppress_tokens"):
+            value = getattr(config, name, None)
+            if not value:
+                continue
+            if name == "sequence_bias":
+                value = [seq for seq, _ in value]
+            ids = [t for seq in value for t in (seq if isinstance(seq, (list, tuple)) else [seq])]
+            bad = [t for t in ids if t >= size]
+            if bad:
+                raise InvalidOptionError(
+                    f"{name} holds token id {bad[0]}, past the model's vocabulary of {size} tokens (ids 0 to {size - 1})."
+                )
 
     # -- tokens --------------------------------------------------------------------------------
     def tokenizer_pad_id(self) -> Optional[int]:
@@ -157,7 +185,9 @@ class GenerationPipeline(Pipeline):
         return ids, mask
 
     def check_positions(self, longest: int, total: int, what: str, fix: str) -> None:
-        """Refuse lengths past a learned position table (onnxruntime would fail on an out-of-range Gather)."""
+        """Refuse lengths past a learned position table (onnxruntime would fail on an out-of-range Gather), and
+        prompts longer than the pipeline's max_input_tokens limit."""
+        self.limits.check_input_tokens(longest)
         if self.limit is None:
             return
         if longest > self.limit:
@@ -195,7 +225,8 @@ class GenerationPipeline(Pipeline):
                 failure.append(exc)
                 streamer.text_queue.put(streamer.stop_signal)
 
-        worker = threading.Thread(target=run, name="onnxpipe-stream", daemon=True)
+        # the thread runs in a copy of this context: a cancel_scope (onnxpipe.cancellation) around stream() applies
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="onnxpipe-stream", daemon=True)
         worker.start()
         for piece in streamer:
             if piece:

@@ -70,7 +70,7 @@ class ImagePipeline(Pipeline):
     def prepare(self, items: Sequence[Any], options: dict[str, Any]) -> list[ImagePiece]:
         pieces = []
         for item in items:
-            image = load_image(item, options["timeout"], self.media_sources)
+            image = load_image(item, options["timeout"], self.media_sources, self.limits)
             pieces.append(ImagePiece(self.processor.preprocess(image), (image.height, image.width)))
         return pieces
 

@@ -10,7 +10,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from onnxpipe.cancellation import raise_if_cancelled
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.limits import UNLIMITED, Limits
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.media_sources import MediaSources
 from onnxpipe.model_folder import ModelFolder
@@ -34,6 +36,7 @@ class Pipeline:
         dtype: Optional[str] = None,
         intra_op_num_threads: Optional[int] = None,
         media_sources: Optional[MediaSources] = None,
+        limits: Optional[Limits] = None,
         **options: Any,
     ):
         self.folder = ModelFolder.open(model)
@@ -43,6 +46,10 @@ class Pipeline:
             )
         #: where string image/audio inputs may point (files, URLs); fixed at construction, never per call
         self.media_sources = media_sources or MediaSources()
+        if limits is not None and not isinstance(limits, Limits):
+            raise InvalidOptionError(f"limits must be an onnxpipe.limits.Limits, got {type(limits).__name__}.")
+        #: what one call may ask for (beams, tokens, audio length, inputs...); none by default
+        self.limits = limits or UNLIMITED
         self.task = task
         self.device = device
         self.load(dtype, intra_op_num_threads)
@@ -91,7 +98,9 @@ class Pipeline:
         options = self.check_options(given, self.defaults)
         self.check_call(options)
         items, single = self.split_inputs(inputs)
-        if not isinstance(items, list):  # an iterator of inputs: results come batch_size inputs at a time
+        if isinstance(items, list):
+            self.limits.check_inputs(len(items))
+        else:  # an iterator of inputs: results come batch_size inputs at a time
             return self.run_lazily(items, options)
         results = self.run_items([self.check_item(item) for item in items], options)
         return self.shape_results(results, single, inputs, given)
@@ -152,6 +161,7 @@ class Pipeline:
         size = options["batch_size"]
         for group in self.batch_groups(pieces):
             for start in range(0, len(group), size):
+                raise_if_cancelled()  # onnxpipe.cancellation: a cancelled call stops between model runs
                 chunk = group[start : start + size]
                 encoded = collate([pieces[i] for i in chunk])
                 outputs = self.session.run(self.feeds(encoded))

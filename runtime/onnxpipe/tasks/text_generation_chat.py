@@ -107,7 +107,7 @@ class ChatTemplate:
     def source(self) -> str:
         """The template text to use (a dict of templates needs a 'default' one, as in transformers)."""
         if self.template is None:
-            raise MissingModelFileError(
+            raise InvalidInputError(
                 f"{self.where} has no chat template (no chat_template.jinja and no 'chat_template' in "
                 "tokenizer_config.json), so chat messages cannot be turned into a prompt. Pass a plain string "
                 "prompt instead, or add the model's chat template to the folder."

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError
+from onnxpipe.errors import CorruptModelError, InvalidInputError
 from onnxpipe.model_folder import ModelFolder
 
 # transformers' sentinel for "no limit" (VERY_LARGE_INTEGER) and anything near it
@@ -46,7 +46,12 @@ class TextEncoder:
             "onnxpipe reads with the Rust tokenizers (export the model with `onnxpipe export`, which writes it, "
             "or save a fast tokenizer there with transformers' save_pretrained)",
         )
-        self.tokenizer = Tokenizer.from_file(str(path))
+        try:
+            self.tokenizer = GuardedTokenizer(Tokenizer.from_file(str(path)))
+        except Exception as exc:  # noqa: BLE001 - the Rust tokenizers raise a bare Exception for a broken file
+            raise CorruptModelError(
+                f"{path} cannot be read by the Rust tokenizers ({exc}); restore it or re-export the model."
+            ) from exc
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         # one configured tokenizer per truncation setting, never reconfigured, so calls from many threads are safe
@@ -77,6 +82,14 @@ class TextEncoder:
         raises, since the model cannot take it.
         """
         limit = self.model_max_length if max_length is None else max_length
+        if limit is not None and self.model_max_length is not None and limit > self.model_max_length:
+            warnings.warn(
+                f"max_length={limit} is longer than the model takes ({self.model_max_length} tokens); inputs are "
+                f"truncated to {self.model_max_length} tokens instead.",
+                UserWarning,
+                stacklevel=5,
+            )
+            limit = self.model_max_length
         items = list(texts) if pairs is None else [
             (text, pair) if pair is not None else text for text, pair in zip(texts, pairs)
         ]
@@ -124,7 +137,7 @@ class TextEncoder:
 
                     tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
                     tokenizer.enable_truncation(limit, stride=stride, strategy=strategy)
-                    self._configured[key] = tokenizer
+                    self._configured[key] = GuardedTokenizer(tokenizer)
         return self._configured[key]
 
     def pad(self, encodings: Sequence) -> EncodedBatch:
@@ -141,6 +154,51 @@ class TextEncoder:
             mask[row, cols] = 1
             types[row, cols] = enc.type_ids
         return EncodedBatch(ids, mask, types)
+
+
+class GuardedTokenizer:
+    """A Rust tokenizer whose `encode` / `encode_batch` turn the TypeError they raise for text Python holds but
+    UTF-8 cannot (a lone surrogate such as "\\ud800", e.g. from a JSON escape) into an InvalidInputError naming the
+    text. Everything else is the wrapped tokenizer's; the happy path costs one call."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._inner.encode(*args, **kwargs)
+        except TypeError:
+            check_encodable(args[:2])
+            raise
+
+    def encode_batch(self, items: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._inner.encode_batch(items, *args, **kwargs)
+        except TypeError:
+            check_encodable(items)
+            raise
+
+
+def check_encodable(items: Any) -> None:
+    """InvalidInputError naming the first text (in `items`: strings, pairs of strings) that is not valid Unicode
+    text, i.e. holds a lone surrogate code point that UTF-8 cannot encode."""
+    stack = [items]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidInputError(
+                    f"Input text {item[:40]!r} holds {item[exc.start]!r} at position {exc.start}, a lone surrogate that "
+                    "is not valid Unicode text; send text without it (a JSON escape such as \\ud800 must be one half "
+                    "of a pair)."
+                ) from None
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
 
 
 def clean_up_tokenization(text: str) -> str:

@@ -25,6 +25,7 @@ except ImportError as exc:  # Pillow is the optional `vision` extra
     raise ImportError("Image tasks need Pillow: pip install 'onnxpipe[vision]' (or pip install pillow).") from exc
 
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
+from onnxpipe.limits import UNLIMITED, Limits
 from onnxpipe.media_sources import FILES_AND_URLS, MediaSources, describe, fetch_url
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
@@ -43,22 +44,25 @@ RESIZE_MODES = {
 PROCESSOR_DEFAULTS: dict[str, dict[str, Any]] = {"ViltImageProcessor": {"resample": 3, "size": {"shortest_edge": 384}}}
 
 
-def _open(data: bytes, what: str) -> PIL.Image.Image:
+def _open(data: bytes, what: str, limits: Limits = UNLIMITED) -> PIL.Image.Image:
     try:
         image = PIL.Image.open(io.BytesIO(data))
+        limits.check_image(image.width, image.height)  # from the header, before decoding
         image.load()
+    except InvalidInputError:
+        raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError... on bad data
         raise InvalidInputError(f"{what} is not a readable image ({type(exc).__name__}: {exc}).") from exc
     return image
 
 
-def _from_string(text: str, timeout: Optional[float], sources: MediaSources) -> PIL.Image.Image:
+def _from_string(text: str, timeout: Optional[float], sources: MediaSources, limits: Limits = UNLIMITED) -> PIL.Image.Image:
     sources.check_url(text)
     if text.startswith(("http://", "https://")):
-        return _open(fetch_url(text, timeout, "image", "its file path, bytes or a PIL.Image"), f"The content of {text!r}")
+        return _open(fetch_url(text, timeout, "image", "its file path, bytes or a PIL.Image"), f"The content of {text!r}", limits)
     if sources.may_read_files() and os.path.isfile(text):
         with open(text, "rb") as handle:
-            return _open(handle.read(), f"The file {text!r}")
+            return _open(handle.read(), f"The file {text!r}", limits)
     payload = "".join((text.split(",", 1)[1] if text.startswith("data:image/") else text).split())
     try:
         data = base64.b64decode(payload.encode(), validate=True)
@@ -74,7 +78,7 @@ def _from_string(text: str, timeout: Optional[float], sources: MediaSources) -> 
             f"{text[:200]!r} is not an existing file, an http(s) URL or a base64-encoded image. "
             "Check the path (relative paths are read from the current directory)."
         )
-    return _open(data, "The base64 string")
+    return _open(data, "The base64 string", limits)
 
 
 def _from_array(array: np.ndarray) -> PIL.Image.Image:
@@ -91,24 +95,26 @@ def _from_array(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(array))
 
 
-def load_image(item: Any, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS) -> PIL.Image.Image:
+def load_image(item: Any, timeout: Optional[float] = None, sources: MediaSources = FILES_AND_URLS,
+               limits: Limits = UNLIMITED) -> PIL.Image.Image:
     """An RGB PIL image from any supported input, EXIF-transposed and converted as transformers does.
 
     `sources` says whether strings may name local files or URLs (a server turns both off)."""
     if isinstance(item, str):
-        image = _from_string(item, timeout, sources)
+        image = _from_string(item, timeout, sources, limits)
     elif isinstance(item, os.PathLike):
-        image = _from_string(os.fspath(item), timeout, sources)
+        image = _from_string(os.fspath(item), timeout, sources, limits)
     elif isinstance(item, PIL.Image.Image):
         image = item
     elif isinstance(item, np.ndarray):
         image = _from_array(item)
     elif isinstance(item, (bytes, bytearray, memoryview)):
-        image = _open(bytes(item), "The bytes given")
+        image = _open(bytes(item), "The bytes given", limits)
     else:
         raise InvalidInputError(f"An image must be {IMAGE_INPUT_TYPES}; got {type(item).__name__}: {item!r:.80}.")
     if image.width == 0 or image.height == 0:
         raise InvalidInputError(f"The image has zero size ({image.width}x{image.height}); pass a non-empty image.")
+    limits.check_image(image.width, image.height)  # PIL images and arrays (files were checked before decoding)
     image = PIL.ImageOps.exif_transpose(image)
     return image.convert("RGB")
 
