@@ -7,6 +7,7 @@ arrived while it ran): a lone client never pays the wait, a busy model gets full
 from __future__ import annotations
 
 import asyncio
+import statistics
 import threading
 import time
 from collections import deque
@@ -14,6 +15,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from onnxpipe.errors import CancelledError
 from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
+
+RECENT_CALLS = 32  # pipeline calls whose time per job the Retry-After estimate reads
+RETRY_AFTER_CAP_S = 30  # the longest Retry-After sent (the default --timeout): past it the guess is worth little
 
 
 class QueueFullError(Exception):
@@ -71,7 +75,7 @@ class Batcher:
         self.closed = False
         self.last_batch = 1  # requests in the last batch
         self.arrived_while_busy = 0  # requests queued while the last batch ran
-        self.mean_job_s = 0.05  # running estimate of the time per job, for Retry-After
+        self.job_times: deque[float] = deque(maxlen=RECENT_CALLS)  # time per job of the recent calls, for Retry-After
         self.running: list[_Pending] = []  # the jobs of the call in progress (cancel_all reaches them)
         self.thread = threading.Thread(target=self._loop, name=f"onnxpipe-batcher-{name}", daemon=True)
         self.thread.start()
@@ -109,10 +113,22 @@ class Batcher:
         with self.cond:
             return not self.queue and not self.busy
 
+    def job_seconds(self) -> float:
+        """The typical time per job: the median over the last RECENT_CALLS pipeline calls (0.05 s before any), so
+        that one slow call among fast ones (a long generation, a cold start) does not move it. Call with the lock
+        held."""
+        return statistics.median(self.job_times) if self.job_times else 0.05
+
+    def record_call(self, seconds: float, jobs: int) -> None:
+        """Note a pipeline call that answered `jobs` jobs in `seconds` (under the lock: retry_after reads them)."""
+        with self.cond:
+            self.job_times.append(seconds / max(1, jobs))
+
     def retry_after(self) -> int:
-        """Seconds after which the queue has likely drained: depth x time per job / batch, at least 1."""
-        estimate = len(self.queue) * self.mean_job_s / max(1, min(self.max_batch_size, len(self.queue)))
-        return max(1, int(estimate + 0.999))
+        """Seconds after which the queue has likely drained: depth x time per job / batch, between 1 and
+        RETRY_AFTER_CAP_S."""
+        estimate = len(self.queue) * self.job_seconds() / max(1, min(self.max_batch_size, len(self.queue)))
+        return min(RETRY_AFTER_CAP_S, max(1, int(estimate + 0.999)))
 
     def cancel_all(self, reason: str = "the server is shutting down") -> None:
         """Cancel every job queued or running: the running call stops at its next check (a generation step, a
@@ -184,8 +200,7 @@ class Batcher:
                         self.on_wait(now - p.job.enqueued)
                     started = time.perf_counter()
                     outcomes = self.coalescer.run([p.job for p in live])
-                    per_job = (time.perf_counter() - started) / len(live)
-                    self.mean_job_s = 0.8 * self.mean_job_s + 0.2 * per_job
+                    self.record_call(time.perf_counter() - started, len(live))
                     for pending, outcome in zip(live, outcomes):
                         pending.deliver(outcome)
             except BaseException as exc:  # noqa: BLE001 - the worker must outlive any request
