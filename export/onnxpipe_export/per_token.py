@@ -48,27 +48,29 @@ def _scale_products(scale: str, consumers: Consumers) -> Optional[list[tuple[Any
     return pairs
 
 
-def _rewritable(node: Any, consumers: Consumers, initializers: set[str]) -> bool:
-    """A DynamicQuantizeLinear whose outputs feed only weight MatMulIntegers (as input A) and their scale Muls."""
+def _rewritable(node: Any, consumers: Consumers, initializers: set[str]) -> Optional[list[tuple[Any, Any]]]:
+    """For a DynamicQuantizeLinear whose outputs feed only weight MatMulIntegers (as input A) and their scale Muls,
+    its scale products (see _scale_products); None for any other node."""
     if node.op_type != "DynamicQuantizeLinear":
-        return False
+        return None
     quantized, scale, zero_point = node.output
     uses_q, uses_z = consumers[quantized], consumers[zero_point]
-    return (
-        bool(uses_q)
+    if not (
+        uses_q
         and all(c.op_type == "MatMulInteger" and i == 0 and c.input[1] in initializers for c, i in uses_q)
         and all(c.op_type == "MatMulInteger" and i == 2 for c, i in uses_z)
-        and _scale_products(scale, consumers) is not None
-    )
+    ):
+        return None
+    return _scale_products(scale, consumers)
 
 
-def _rescale_after(scale: str, consumers: Consumers) -> tuple[set[int], dict[int, list[Any]]]:
-    """Turn each `Mul(y, Mul(a_scale, w_scale))` into `Mul(Mul(y, w_scale), a_scale)`: the ids of the nodes to
-    drop and, per output Mul, the two nodes that replace it."""
+def _rescale_after(scale: str, products: list[tuple[Any, Any]]) -> tuple[set[int], dict[int, list[Any]]]:
+    """Turn each `Mul(y, Mul(a_scale, w_scale))` of `products` into `Mul(Mul(y, w_scale), a_scale)`: the ids of the
+    nodes to drop and, per output Mul, the two nodes that replace it."""
     from onnx import helper
 
     dropped, replaced = set(), {}
-    for product, output_mul in _scale_products(scale, consumers) or []:
+    for product, output_mul in products:
         weight_scale = next(name for name in product.input if name != scale)
         value = next(name for name in output_mul.input if name != product.output[0])
         partial = f"{scale}/w{len(replaced)}"
@@ -116,18 +118,19 @@ def per_token_activations(model: Any) -> int:
     for node in graph.node:
         for index, name in enumerate(node.input):
             consumers[name].append((node, index))
-    rewritten = [node for node in graph.node if _rewritable(node, consumers, initializers)]
+    plans = [(node, products) for node in graph.node if (products := _rewritable(node, consumers, initializers)) is not None]
     dropped: set[int] = set()
-    replaced: dict[int, list[Any]] = {id(node): _per_token_nodes(node, opset, i) for i, node in enumerate(rewritten)}
-    for node in rewritten:
-        drop, rescaled = _rescale_after(node.output[1], consumers)
+    replaced: dict[int, list[Any]] = {}
+    for index, (node, products) in enumerate(plans):
+        replaced[id(node)] = _per_token_nodes(node, opset, index)
+        drop, rescaled = _rescale_after(node.output[1], products)
         dropped |= drop
         replaced.update(rescaled)
     nodes = []
     for node in graph.node:
         if id(node) not in dropped:
             nodes.extend(replaced.get(id(node), [node]))
-    count = len(rewritten)
+    count = len(plans)
     if count:
         graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in _CONSTANTS.items())
         del graph.node[:]
