@@ -1,21 +1,26 @@
 """`onnxpipe check FOLDER`: measure every ONNX file of an export folder again, on this machine, without torch.
 
-The export stored its validation inputs and torch's outputs (validation.npz, sha256 in the manifest). Running each
+The export stored its validation inputs and torch's outputs beside the files (sha256 in the manifest). Running each
 file on them here gives the export's figures as this CPU computes them: int8 kernels differ between CPU classes
 (cpu.py), so a folder validated on one machine is proven on another before it serves.
+
+Each kind of folder has its checker in CHECKERS (first match wins): generation folders re-measure teacher-forced
+quality (quality.py, quality.npz); single-graph tasks compare outputs (validation.py, validation.npz). A new kind
+adds one row; every checker returns a check_report.FolderCheck.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Mapping, Union
 
-from onnxpipe.cpu import CpuInfo, this_cpu
-from onnxpipe.errors import IntegrityError, MissingModelFileError
-from onnxpipe.manifest import MANIFEST_NAME, sha256_file
+from onnxpipe.check_report import FileCheck, FolderCheck, format_report, verified_file
+from onnxpipe.cpu import this_cpu
+from onnxpipe.errors import MissingModelFileError
+from onnxpipe.manifest import MANIFEST_NAME
 from onnxpipe.model_folder import ModelFolder
+from onnxpipe.quality import check_generation_folder
 from onnxpipe.validation import (
     REFERENCES_NAME,
     Comparison,
@@ -23,63 +28,16 @@ from onnxpipe.validation import (
     batch_mask,
     compare,
     load_references,
-    meets,
     run_file,
 )
 
+__all__ = ["CHECKERS", "FileCheck", "FolderCheck", "check_folder", "format_report", "run_check"]
 
-@dataclass(frozen=True)
-class FileCheck:
-    """One ONNX file: its figures at export and here, the bound it must meet, and whether it does."""
-
-    name: str
-    dtype: str
-    exported: dict[str, Any]
-    here: dict[str, Any]
-    bound: dict[str, Any]
-
-    @property
-    def passed(self) -> bool:
-        """Whether the figures measured here meet the bound."""
-        return meets(self.here, self.bound)
+GENERATION_TASKS = frozenset({"text-generation", "text2text-generation", "summarization", "translation"})
 
 
-@dataclass(frozen=True)
-class FolderCheck:
-    """Every checked file of a folder, the CPU they ran on, and the CPU the export measured on."""
-
-    folder: Path
-    cpu: CpuInfo
-    measured_on: Optional[dict[str, Any]]
-    files: tuple[FileCheck, ...]
-
-    @property
-    def passed(self) -> bool:
-        """True when every file meets its bound."""
-        return all(f.passed for f in self.files)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready report."""
-        return {
-            "folder": str(self.folder),
-            "cpu": self.cpu.manifest_entry() | {"source": self.cpu.source, "session_config": self.cpu.session_config()},
-            "export_measured_on": self.measured_on,
-            "passed": self.passed,
-            "files": [
-                {"file": f.name, "dtype": f.dtype, "export": f.exported, "here": f.here, "bound": f.bound, "passed": f.passed}
-                for f in self.files
-            ],
-        }
-
-
-def _references(folder: ModelFolder) -> tuple[dict[str, Any], Path]:
+def _references(folder: ModelFolder, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
     """The manifest's validation block and the verified path of its references file."""
-    manifest = folder.manifest
-    if manifest is None:
-        raise MissingModelFileError(
-            f"{folder.path} has no {MANIFEST_NAME}: `onnxpipe check` needs a folder written by `onnxpipe export`, "
-            "which stores the validation inputs and torch's outputs in it."
-        )
     validation = manifest.get("validation") or {}
     entry = validation.get("references")
     if not entry:
@@ -88,30 +46,21 @@ def _references(folder: ModelFolder) -> tuple[dict[str, Any], Path]:
         raise MissingModelFileError(
             f"{folder.path} holds no stored validation references ({REFERENCES_NAME}). Folders exported by this "
             f"version of onnxpipe for single-graph tasks carry them; re-export with `{how}` (with the same --dtype "
-            f"options) to check it on this machine. Generation and Whisper folders (task {kind!r} here, if it is "
-            "one of them) store none yet: their export compares generated tokens with torch."
+            f"options) to check it on this machine. Whisper folders (task {kind!r} here, if it is one) store "
+            "none yet: their export compares generated tokens with torch."
         )
-    path = folder.path / entry["file"]
-    if not path.is_file():
-        raise MissingModelFileError(f"{path} is listed in {MANIFEST_NAME} but missing; restore it or re-export the model.")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise IntegrityError(
-            f"{path} does not match {MANIFEST_NAME} (sha256 {digest[:16]}..., manifest says {entry['sha256'][:16]}...): "
-            "the stored references were changed after export; restore the file or re-export the model."
-        )
-    return validation, path
+    return validation, verified_file(folder.path, entry, "references")
 
 
-def check_folder(model: Union[str, Path]) -> FolderCheck:
-    """Run every validated ONNX file of an export folder on its stored references, on this machine's CPU."""
-    folder = ModelFolder.open(model)
-    validation, path = _references(folder)
+def check_graph_folder(folder: ModelFolder) -> FolderCheck:
+    """Run every validated ONNX file of a single-graph export folder on its stored references (validation.npz)."""
+    manifest = folder.manifest or {}
+    validation, path = _references(folder, manifest)
     batches, reference = load_references(path)
     comparison = Comparison.from_manifest(validation["comparison"])
     masks = [batch_mask(b) for b in batches]
     checks = []
-    for rel, entry in (folder.manifest or {}).get("files", {}).items():
+    for rel, entry in manifest.get("files", {}).items():
         exported = entry.get("validation")
         if not exported:
             continue
@@ -126,30 +75,30 @@ def check_folder(model: Union[str, Path]) -> FolderCheck:
     return FolderCheck(folder.path, this_cpu(), validation.get("measured_on"), tuple(checks))
 
 
-def _figure(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}" if 1e-3 <= abs(value) <= 1 or value == 0 else f"{value:.3g}"
+def is_generation(manifest: Mapping[str, Any]) -> bool:
+    """Whether a manifest describes a text generation folder (decoder-only or encoder-decoder)."""
+    return manifest.get("task") in GENERATION_TASKS
 
 
-def format_report(report: FolderCheck) -> str:
-    """The table `onnxpipe check` prints: one row per file, export figure, figure here, bound, verdict."""
-    measured = report.measured_on or {}
-    lines = [
-        f"folder: {report.folder}",
-        f"this CPU: {report.cpu.describe()}",
-        f"export measured on: {measured.get('class', 'unknown')} ({' '.join(measured.get('flags', [])) or 'flags not recorded'})",
-        "",
-        f"{'file':34s} {'dtype':6s} {'figure':15s} {'export':>9s} {'here':>9s} {'bound':>12s}  result",
-    ]
-    for f in report.files:
-        key = f.bound["figure"]
-        bound = f"<= {_figure(f.bound['at_most'])}" if "at_most" in f.bound else f">= {_figure(f.bound['at_least'])}"
-        lines.append(
-            f"{f.name:34s} {f.dtype:6s} {key:15s} {_figure(f.exported.get(key)):>9s} {_figure(f.here.get(key)):>9s} "
-            f"{bound:>12s}  {'ok' if f.passed else 'FAILED'}"
+# (kind, does this manifest belong to it, its checker); first match wins, single-graph folders are the rest
+Checker = Callable[[ModelFolder], FolderCheck]
+CHECKERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Checker], ...] = (
+    ("generation", is_generation, check_generation_folder),
+    ("graph", lambda manifest: True, check_graph_folder),
+)
+
+
+def check_folder(model: Union[str, Path]) -> FolderCheck:
+    """Re-measure every validated ONNX file of an export folder on its stored references, on this machine's CPU."""
+    folder = ModelFolder.open(model)
+    manifest = folder.manifest
+    if manifest is None:
+        raise MissingModelFileError(
+            f"{folder.path} has no {MANIFEST_NAME}: `onnxpipe check` needs a folder written by `onnxpipe export`, "
+            "which stores the validation inputs and torch's outputs in it."
         )
-    lines.append("")
-    lines.append("all files meet their bounds" if report.passed else "some files miss their bounds on this CPU")
-    return "\n".join(lines)
+    checker = next(run for _, belongs, run in CHECKERS if belongs(manifest))
+    return checker(folder)
 
 
 def run_check(folder: str, as_json: bool = False) -> int:
