@@ -112,6 +112,7 @@ async def closed_loop(port: int, payloads: list[bytes], concurrency: int, warmup
     ms = np.array([latency for latency, status in timed if status == 200]) * 1000
     return {
         "requests": len(timed), "errors": sum(1 for _, status in timed if status != 200),
+        "answered_total": sum(1 for _, _, status in records if status == 200),  # warm-up included
         "throughput": answered / seconds,
         "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
         "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
@@ -125,10 +126,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(folder: Path, port: int, batch: int, wait_ms: float, log: Path) -> subprocess.Popen:
+def start_server(folder: Path, port: int, batch: int, wait_ms: float, log: Path, env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+    """One `onnxpipe serve` process on loopback, int8; returns once its port accepts connections."""
     args = [sys.executable, "-m", "onnxpipe.cli", "serve", "--model", f"m={folder}", "--dtype", "int8", "--port", str(port),
             "--max-batch-size", str(batch), "--max-wait-ms", str(wait_ms), "--max-queue", "1024"]
-    proc = subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -280,13 +282,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--markdown", help="write the table here")
     args = parser.parse_args(argv)
     rows = run(args)
-    table = markdown(rows, args)
+    write_outputs(rows, markdown(rows, args), args)
+    return 0
+
+
+def write_outputs(rows: list[dict[str, Any]], table: str, args: argparse.Namespace) -> None:
+    """Print the table; write the rows to --json and the table to --markdown when given."""
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(table)
-    return 0
 
 
 if __name__ == "__main__":

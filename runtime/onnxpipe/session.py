@@ -143,6 +143,8 @@ class OnnxSession:
             )
         self.inputs = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
+        #: each output's declared shape: ints for fixed axes, strings (or None) for symbolic ones
+        self.output_shapes = {o.name: list(o.shape or []) for o in self.session.get_outputs()}
         self.providers = self.session.get_providers()
 
     def output_named(self, name: str, index: int = 0) -> str:

@@ -47,6 +47,30 @@ def test_tasks_that_share_a_graph_stay_allowed(models):
     assert pipeline("sentiment-analysis", model=str(cls), dtype="fp32")("good")[0]["label"]
 
 
+def manifest_less(source, folder):
+    """A copy of an exported folder as a plain optimum export would be: no onnxpipe.json, only model.onnx."""
+    shutil.copytree(source, folder)
+    (folder / "onnxpipe.json").unlink()
+    for extra in folder.glob("model_*.onnx"):
+        extra.unlink()
+    return folder
+
+
+@pytest.mark.parametrize("task", ["text-classification", "fill-mask", "token-classification", "question-answering"])
+def test_a_folder_without_manifest_is_checked_by_its_graph_outputs(tmp_path, embed, task):
+    folder = manifest_less(embed, tmp_path / "plain")
+    with pytest.raises(InvalidOptionError, match=r"ends in a base model \(last_hidden_state\) head") as raised:
+        pipeline(task, model=str(folder))
+    assert "pipeline('feature-extraction'" in str(raised.value) and "--task" in str(raised.value)
+
+
+def test_a_masked_lm_without_manifest_is_not_a_token_classifier(tmp_path, models):
+    folder = manifest_less(models.get("bert", "fill-mask").onnx, tmp_path / "plain")
+    with pytest.raises(InvalidOptionError, match="ends in a masked-lm head"):
+        pipeline("token-classification", model=str(folder))
+    assert pipeline("fill-mask", model=str(folder))("paris is the [MASK] of france.")[0]["token_str"]
+
+
 def test_broken_manifest_is_corrupt_model_error(copy):
     (copy / "onnxpipe.json").write_text('{"format_version": 1, "task": ')
     with pytest.raises(CorruptModelError, match="onnxpipe.json is not valid JSON"):

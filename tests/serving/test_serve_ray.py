@@ -78,3 +78,21 @@ def test_build_app_names_its_arguments():
         build_app({"name": "x"})
     with pytest.raises(ValueError, match="1 <= --min-replicas <= --max-replicas"):
         RayOptions(min_replicas=3, max_replicas=2)
+
+
+def test_build_app_takes_the_servers_limits(monkeypatch, tmp_path):
+    """The same limits as `onnxpipe serve`: a JSON file, field names as arguments ('none' turns one off)."""
+    from onnxpipe.limits import Limits
+    from onnxpipe.serving import ray_app
+
+    seen = {}
+    monkeypatch.setattr(ray_app, "application", lambda spec, config, options: seen.setdefault("config", config))
+    file = tmp_path / "limits.json"
+    file.write_text('{"max_num_beams": 2, "max_audio_seconds": 30}')
+    ray_app.build_app({"model": "x", "limits": str(file), "max_num_beams": "4", "max_new_tokens": "none",
+                       "max_audio_seconds": "12.5"})
+    limits = seen["config"].limits
+    assert (limits.max_num_beams, limits.max_new_tokens, limits.max_audio_seconds) == (4, None, 12.5)
+    assert limits.max_num_return_sequences == Limits().max_num_return_sequences
+    with pytest.raises(ValueError, match="max_num_beams expects a number or 'none', got 'many'"):
+        ray_app.build_app({"model": "x", "max_num_beams": "many"})

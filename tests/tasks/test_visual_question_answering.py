@@ -217,6 +217,17 @@ def test_pipeline_defaults_apply_and_calls_override(vision_models):
     assert len(ours(image, "why?")) == 2  # the call's top_k did not stick
 
 
+def test_image_pixel_limit_applies(vision_models):
+    from onnxpipe import pipeline
+    from onnxpipe.limits import Limits
+
+    folder = str(vision_models.get("vilt").onnx)
+    limited = pipeline("visual-question-answering", model=folder, dtype="fp32", limits=Limits(max_image_pixels=5_000))
+    with pytest.raises(InvalidInputError, match="100x80 image.*--max-image-pixels"):
+        limited(image=Image.fromarray(picture(80, 100, 3)), question="why?")
+    assert limited(image=Image.fromarray(picture(40, 60, 3)), question="why?")
+
+
 ISOLATED = r"""
 import json, sys
 for name in ("torch", "transformers", "optimum", "onnxpipe_export"):

@@ -125,9 +125,9 @@ class Batcher:
             self.job_times.append(seconds / max(1, jobs))
 
     def retry_after(self) -> int:
-        """Seconds after which the queue has likely drained: depth x time per job / batch, between 1 and
-        RETRY_AFTER_CAP_S."""
-        estimate = len(self.queue) * self.job_seconds() / max(1, min(self.max_batch_size, len(self.queue)))
+        """Seconds after which the queue has likely drained: depth x time per job (a call's time over the jobs it
+        answered, so batching is already counted), between 1 and RETRY_AFTER_CAP_S."""
+        estimate = len(self.queue) * self.job_seconds()
         return min(RETRY_AFTER_CAP_S, max(1, int(estimate + 0.999)))
 
     def cancel_all(self, reason: str = "the server is shutting down") -> None:

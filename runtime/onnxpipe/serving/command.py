@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from onnxpipe.limits import FLAGS as LIMIT_FLAGS
 from onnxpipe.limits import Limits
-from onnxpipe.serving.config import EMBEDDING_POOLINGS, RayOptions, ServeConfig, limits_from
+from onnxpipe.serving.config import EMBEDDING_POOLINGS, RayOptions, ServeConfig, limits_from, parse_limit
 
 SERVE_MODULES = ("starlette", "uvicorn")
 SERVE_INSTALL = "pip install 'onnxpipe[serve]'"
@@ -81,16 +81,14 @@ LIMIT_HELP = {
 }
 
 
-def _limit_value(cast: type):
-    """An argparse type: a number of `cast`, or 'none' (no limit)."""
+def _limit_value(name: str):
+    """An argparse type for limit `name`: a number, or 'none' (no limit)."""
 
     def parse(text: str):
-        if text.strip().lower() in ("none", "off"):
-            return "none"
         try:
-            return cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+            return parse_limit(name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -104,7 +102,7 @@ def add_limit_arguments(p: argparse.ArgumentParser) -> None:
     for name, flag in LIMIT_FLAGS.items():
         default = getattr(defaults, name)
         shown = "the model's own limit" if default is None else default
-        group.add_argument(flag, dest=name, metavar="N", type=_limit_value(float if name == "max_audio_seconds" else int),
+        group.add_argument(flag, dest=name, metavar="N", type=_limit_value(name),
                            help=f"{LIMIT_HELP[name]} (default: {shown})")
 
 

@@ -136,6 +136,17 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def parse_limit(name: str, text: str) -> Any:
+    """One limit's value as text gives it (a flag, a Ray `build_app` argument): a number of the limit's type, or
+    "none" (no limit). ValueError naming the limit."""
+    if text.strip().lower() in ("none", "off"):
+        return "none"
+    try:
+        return float(text) if name == "max_audio_seconds" else int(text)
+    except ValueError:
+        raise ValueError(f"{name} expects a number or 'none', got {text!r}") from None
+
+
 def limits_from(file: Optional[str], flags: Mapping[str, Any]) -> Limits:
     """The server's limits: the defaults, then a `--limits FILE.json` object ({"max_num_beams": 4, ...}; null turns a
     limit off), then each limit flag given (`flags`: field name -> value, None when not given, "none" to turn it off).

@@ -20,11 +20,12 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from onnxpipe.limits import FLAGS as LIMIT_FLAGS
 from onnxpipe.limits import Limits
 from onnxpipe.media_sources import MediaSources
 from onnxpipe.pipelines import pipeline
 from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
-from onnxpipe.serving.config import ModelSpec, RayOptions, ServeConfig
+from onnxpipe.serving.config import ModelSpec, RayOptions, ServeConfig, limits_from, parse_limit
 from onnxpipe.serving.protocol import (
     RequestError,
     check_authorized,
@@ -139,10 +140,11 @@ def run(config: ServeConfig, ray_options: RayOptions) -> int:
 
 def build_app(args: dict[str, str]) -> Any:
     """For Ray's CLI: `serve run onnxpipe.serving.ray_app:build_app model=DIR [name=N task=T dtype=int8
-    max_batch_size=32 max_wait_ms=5 min_replicas=1 max_replicas=4 replica_cpus=1]`."""
+    max_batch_size=32 max_wait_ms=5 min_replicas=1 max_replicas=4 replica_cpus=1 limits=FILE.json max_num_beams=4 ...]`:
+    the limits take the same file and field names as `onnxpipe serve` ('none' turns one off)."""
     known = {"model", "name", "task", "dtype", "device", "threads", "max_batch_size", "max_wait_ms", "max_queue",
              "max_body_bytes", "min_replicas", "max_replicas", "replica_cpus", "target_ongoing_requests",
-             "allow_media_files", "allow_media_urls"}
+             "allow_media_files", "allow_media_urls", "limits", *LIMIT_FLAGS}
     unknown = sorted(set(args) - known)
     if unknown or "model" not in args:
         raise ValueError(f"build_app takes model=DIR and optionally {sorted(known - {'model'})}; got {sorted(args)}.")
@@ -152,6 +154,7 @@ def build_app(args: dict[str, str]) -> Any:
         models=(spec,), task=args.get("task"), dtype=args.get("dtype"), device=args.get("device", "cpu"),
         **{k: cast(args[k]) for k, cast in number.items() if k in args},
         **{k: _flag(k, args[k]) for k in ("allow_media_files", "allow_media_urls") if k in args},
+        limits=limits_from(args.get("limits"), {name: parse_limit(name, args[name]) for name in LIMIT_FLAGS if name in args}),
     )
     ray_options = RayOptions(
         min_replicas=int(args.get("min_replicas", 1)), max_replicas=int(args.get("max_replicas", args.get("min_replicas", 1))),

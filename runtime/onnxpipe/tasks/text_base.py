@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError
+from onnxpipe.graph_heads import check_graph_head
 from onnxpipe.options import check_bool, check_int
 from onnxpipe.tasks.pipeline_base import Pipeline
 from onnxpipe.text.tokenizer import EncodedBatch, TextEncoder
@@ -41,6 +42,8 @@ class TextPipeline(Pipeline):
 
     def setup(self) -> None:
         super().setup()
+        if not self.folder.manifest:  # a manifest's recorded task was checked before the session opened
+            check_graph_head(self.task, self.session.output_shapes, self.folder.config.get("vocab_size"), str(self.model_path))
         self.encoder = TextEncoder(self.folder)
 
     def check_item(self, item: Any) -> Any:

@@ -145,7 +145,7 @@ class VisualQuestionAnsweringPipeline(ImagePipeline):
         for item, encoding in zip(items, encodings):
             key = id(item.image)
             if key not in processed:
-                processed[key] = self.processor.preprocess(load_image(item.image, options["timeout"], self.media_sources))
+                processed[key] = self.processor.preprocess(load_image(item.image, options["timeout"], self.media_sources, self.limits))
             pieces.append(QuestionPiece(processed[key], encoding))
         return pieces
 
