@@ -214,8 +214,8 @@ class Reference:
     description: str
 
 
-def torch_reference(source: Path, config: dict[str, Any], prompts: Sequence[str] = VALIDATION_PROMPTS) -> Reference:
-    """Load the torch model and tokenizer from `source`, tokenize the prompts and run the torch greedy loop."""
+def load_torch(source: Path, config: dict[str, Any]) -> tuple[Any, Any]:
+    """The transformers tokenizer and model (eval mode) of the checkpoint at `source`."""
     import warnings
 
     import transformers
@@ -225,6 +225,15 @@ def torch_reference(source: Path, config: dict[str, Any], prompts: Sequence[str]
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(source))
         auto = transformers.AutoModelForSeq2SeqLM if config.get("is_encoder_decoder") else transformers.AutoModelForCausalLM
         model = auto.from_pretrained(str(source)).eval()
+    return tokenizer, model
+
+
+def torch_reference(
+    source: Path, config: dict[str, Any], prompts: Sequence[str] = VALIDATION_PROMPTS, loaded: Optional[tuple[Any, Any]] = None
+) -> Reference:
+    """Tokenize the prompts and run the torch greedy loop over the checkpoint at `source` (or the (tokenizer, model)
+    pair `loaded` from it)."""
+    tokenizer, model = loaded if loaded is not None else load_torch(source, config)
     start = None
     if model.config.is_encoder_decoder:
         start = model.generation_config.decoder_start_token_id

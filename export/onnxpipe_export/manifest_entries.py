@@ -1,6 +1,7 @@
 """The manifest (`onnxpipe.json`) entries that describe what an export wrote: files with their checksums,
 signatures, quantization and parity figures (one graph, or every component of a multi-graph export), support
-files, the source checkpoint, the stored validation references and the optimization block of the cache graphs.
+files, the source checkpoint, the stored validation references (validation.npz; quality.npz for generation) and the
+optimization block of the cache graphs.
 
 The graph, generation and Whisper export paths all build their manifests from these.
 """
@@ -12,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from onnxpipe.cpu import this_cpu
 from onnxpipe.manifest import sha256_file, variant_filename
+from onnxpipe.quality import QUALITY_NAME, QualityText, quality_acceptance, save_quality_references
 from onnxpipe.validation import REFERENCES_NAME, acceptance, save_references
 
 from .onnx_files import side_files, signature
@@ -96,5 +98,23 @@ def stored_validation(folder: Path, recipe: Any, choice: Any) -> dict[str, Any]:
         "inputs": choice.samples.description,
         "comparison": comparison_of(recipe).manifest_entry(),
         "references": {"file": REFERENCES_NAME, **file_info(path)},
+        "measured_on": this_cpu().manifest_entry(),
+    }
+
+
+def with_quality_acceptance(figures: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A variant's teacher-forced quality figures plus the bounds `onnxpipe check` holds them to elsewhere."""
+    return None if figures is None else {**figures, "acceptance": quality_acceptance(figures)}
+
+
+def stored_quality(folder: Path, texts: Sequence[QualityText], details: dict[str, Any]) -> dict[str, Any]:
+    """Write the quality texts' ids and torch's scores to the folder (quality.npz) and return the manifest's
+    `quality` block: `details` (what the texts were, thresholds), each text's scored positions, the references
+    file and its sha256, and the CPU the figures were measured on."""
+    path = save_quality_references(folder / QUALITY_NAME, texts)
+    return {
+        **details,
+        "texts": {text.name: {"tokens": text.tokens} for text in texts},
+        "references": {"file": QUALITY_NAME, **file_info(path)},
         "measured_on": this_cpu().manifest_entry(),
     }

@@ -1,4 +1,4 @@
-"""The closing summary of an export: files, sizes, size ratio, parity figures and warnings."""
+"""The closing summary of an export: files, sizes, size ratio, parity and generation quality figures, warnings."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def _figures(validation: Any) -> str:
     return ", ".join(parts)
 
 
+def _quality(figures: Any) -> str:
+    """A generation variant's teacher-forced figures (generative_quality.py), in words."""
+    return (
+        f"quality: top-1 agreement {figures['top1_agreement']:.1%}, NLL {figures['nll']:.3f} vs torch "
+        f"{figures['nll_torch']:.3f} ({figures['nll_increase']:+.2%}) on {figures['tokens']} tokens"
+    )
+
+
 def _total_size(entry: dict[str, Any]) -> int:
     return entry["size"] + sum(d["size"] for d in entry.get("external_data", {}).values())
 
@@ -33,6 +41,8 @@ def format_summary(output: str, manifest: dict[str, Any], warnings: Sequence[str
     for name, entry in files.items():
         size = _total_size(entry) / MB
         lines.append(f"  {name:<{width}}  {entry['dtype']:<4}  {size:8.2f} MB  {_figures(entry['validation'])}")
+        if entry.get("quality"):
+            lines.append(f"  {'':<{width}}  {'':<4}  {'':>11}  {_quality(entry['quality'])}")
     sizes = {e["dtype"]: _total_size(e) for e in files.values()}
     if "int8" in sizes and sizes.get("fp32"):
         lines.append(f"  int8 / fp32 size: {sizes['int8'] / sizes['fp32']:.2f}")
@@ -51,5 +61,9 @@ def format_summary(output: str, manifest: dict[str, Any], warnings: Sequence[str
                 f"  measured on CPU class {cpu['class']} ({' '.join(cpu['flags']) or 'no int8 flags'}); "
                 f"re-check on the deployment machine: onnxpipe check {output}"
             )
+    quality = manifest.get("quality")
+    if quality:
+        cpu = quality["measured_on"]
+        lines.append(f"  quality teacher-forced on: {quality['inputs']} (CPU class {cpu['class']}; onnxpipe check {output})")
     lines.extend(f"  WARNING: {w}" for w in warnings)
     return "\n".join(lines)

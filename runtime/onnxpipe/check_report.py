@@ -85,18 +85,19 @@ def _figure(value: Any) -> str:
 def format_report(report: FolderCheck) -> str:
     """The table `onnxpipe check` prints: one row per file and figure, export figure, figure here, bound, verdict."""
     measured = report.measured_on or {}
+    width = max([34, *(len(f.name) for f in report.files)])
     lines = [
         f"folder: {report.folder}",
         f"this CPU: {report.cpu.describe()}",
         f"export measured on: {measured.get('class', 'unknown')} ({' '.join(measured.get('flags', [])) or 'flags not recorded'})",
         "",
-        f"{'file':34s} {'dtype':6s} {'figure':15s} {'export':>9s} {'here':>9s} {'bound':>12s}  result",
+        f"{'file':{width}s} {'dtype':6s} {'figure':15s} {'export':>9s} {'here':>9s} {'bound':>12s}  result",
     ]
     for f in report.files:
         key = f.bound["figure"]
         bound = f"<= {_figure(f.bound['at_most'])}" if "at_most" in f.bound else f">= {_figure(f.bound['at_least'])}"
         lines.append(
-            f"{f.name:34s} {f.dtype:6s} {key:15s} {_figure(f.exported.get(key)):>9s} {_figure(f.here.get(key)):>9s} "
+            f"{f.name:{width}s} {f.dtype:6s} {key:15s} {_figure(f.exported.get(key)):>9s} {_figure(f.here.get(key)):>9s} "
             f"{bound:>12s}  {'ok' if f.passed else 'FAILED'}"
         )
     lines.append("")
