@@ -14,6 +14,7 @@ from onnxpipe.errors import UnknownTaskError
 TASKS: dict[str, str] = {
     "text-classification": "text_classification:TextClassificationPipeline",
     "feature-extraction": "feature_extraction:FeatureExtractionPipeline",
+    "sentence-similarity": "sentence_similarity:SentenceSimilarityPipeline",
     "token-classification": "token_classification:TokenClassificationPipeline",
     "question-answering": "question_answering:QuestionAnsweringPipeline",
     "fill-mask": "fill_mask:FillMaskPipeline",
@@ -45,6 +46,7 @@ GRAPH_HEADS: dict[str, str] = {
     "text-classification": "sequence-classification",
     "zero-shot-classification": "sequence-classification",
     "feature-extraction": "base model (last_hidden_state)",
+    "sentence-similarity": "base model (last_hidden_state)",
     "token-classification": "token-classification",
     "question-answering": "question-answering (start/end logits)",
     "fill-mask": "masked-lm",
