@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Union
 
-from .dtypes import parse_dtypes
+from .dtypes import GENERATION_DTYPES, parse_dtypes
 from .generative import export_generation
 from .graph_export import export_graph
 from .scratch_export import ExportResult
 from .tasks import export_task
+from .weight_only_recipes import refuse_for_task, weight_only_options
 from .whisper_export import export_whisper, is_whisper_checkpoint
 
 __all__ = ["export", "ExportResult"]
@@ -30,21 +31,31 @@ def export(
     revision: Optional[str] = None,
     quiet: bool = False,
     validate: bool = True,
+    q4_method: Optional[str] = None,
+    block_size: Optional[int] = None,
+    calibration: Optional[str] = None,
 ) -> ExportResult:
     """Export a hub id or checkpoint folder for a pipeline task to an ONNX folder onnxpipe runs.
 
     model.onnx (fp32) is always written; `dtype` adds int8 (model_quantized.onnx) and fp16 (model_fp16.onnx)
     variants, the first one listed being the folder's default. Every file is compared with torch unless
     validate=False; an fp32 graph outside tolerance raises ValidationError and writes nothing.
+    Generation tasks: `q4_method`, `block_size` and `calibration` pick the q4 / int8 weight-only recipes
+    (weight_only_recipes.py); other tasks refuse them.
     """
     recipe = export_task(task)
+    flags = (q4_method, block_size, calibration)
     if recipe.task == "automatic-speech-recognition":  # Whisper: encoder + cached decoder (CTC: one graph, below)
         if is_whisper_checkpoint(model, revision):
+            refuse_for_task("Whisper speech recognition", *flags)
             return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate)
     if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
+        weight_only = weight_only_options(*flags, dtypes=tuple(parse_dtypes(dtype, allowed=GENERATION_DTYPES)))
         return export_generation(
-            model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
+            model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate,
+            weight_only=weight_only,
         )
+    refuse_for_task(recipe.task, *flags)
     return export_graph(
         model, recipe, output, parse_dtypes(dtype), optimize=optimize, revision=revision, quiet=quiet, validate=validate
     )

@@ -14,6 +14,7 @@ from .api import export
 from .dtypes import GENERATION_DTYPES, WRITABLE_DTYPES, parse_dtypes
 from .errors import ExportQualityWarning
 from .tasks import EXPORT_TASKS
+from .weight_only_recipes import BLOCK_SIZES, DEFAULT_BLOCK_SIZE, DEFAULT_Q4_METHOD, Q4_METHODS
 
 USAGE_ERRORS = (UnknownTaskError, InvalidOptionError)
 
@@ -34,6 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"variant to write, repeatable or comma-separated: {', '.join(WRITABLE_DTYPES)}, and q4 for generation "
         "tasks (default fp32; the first "
         "is the folder's default variant; model.onnx in fp32 is always written)",
+    )
+    parser.add_argument(
+        "--q4-method", choices=tuple(Q4_METHODS), help=f"how the q4 file's 4-bit weights are chosen (generation tasks; "
+        f"default {DEFAULT_Q4_METHOD}): rtn symmetric round-to-nearest, rtn-asym with zero points, kquant, hqq, gptq "
+        "(calibrated)",
+    )
+    parser.add_argument(
+        "--block-size", type=int, metavar="N", help=f"weights per quantization block of the q4 and generation int8 "
+        f"files: {', '.join(map(str, BLOCK_SIZES))} (default {DEFAULT_BLOCK_SIZE})",
+    )
+    parser.add_argument(
+        "--calibration", metavar="FILE|builtin", help="text that calibrates --q4-method gptq: a UTF-8 text file, or "
+        "builtin (the default) for a short English text; other methods refuse it",
     )
     parser.add_argument("--revision", help="hub branch, tag or commit (hub ids only)")
     parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip graph fusion")
@@ -73,6 +87,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 revision=args.revision,
                 quiet=args.quiet,
                 validate=args.validate,
+                q4_method=args.q4_method,
+                block_size=args.block_size,
+                calibration=args.calibration,
             )
     except USAGE_ERRORS as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

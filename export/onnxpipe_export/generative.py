@@ -32,6 +32,8 @@ from .scratch_export import ExportResult, run_export
 from .source import resolve_source
 from .support import copy_support_files
 from .tasks import ExportTask
+from .weight_only_calibration import calibration_windows
+from .weight_only_recipes import CALIBRATED, WeightOnlyOptions, weight_only_options
 
 DECODER_ONLY = {"decoder": "model"}
 ENCODER_DECODER = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
@@ -60,14 +62,17 @@ def export_generation(
     revision: Optional[str] = None,
     quiet: bool = False,
     validate: bool = True,
+    weight_only: Optional[WeightOnlyOptions] = None,
 ) -> ExportResult:
-    """Export a generation checkpoint for `recipe` (api.export dispatches here)."""
+    """Export a generation checkpoint for `recipe` (api.export dispatches here); `weight_only`: the q4 / int8
+    recipes' flags (weight_only_recipes.py)."""
     dtypes = parse_dtypes(dtype, allowed=GENERATION_DTYPES)
+    options = weight_only or WeightOnlyOptions()
     reason = NOT_FUSED if optimize else "turned off by optimize=False (--no-optimize)"
     return run_export(
         output, 4 + sum(d != "fp32" for d in dtypes), quiet,
         lambda out, work, progress, notes: _run(
-            model, recipe, dtypes, out, revision, validate, reason, optimize, work, progress, notes
+            model, recipe, dtypes, out, revision, validate, reason, optimize, options, work, progress, notes
         ),
     )
 
@@ -119,13 +124,18 @@ class _Staged:
 
 def _run(
     model: Any, recipe: ExportTask, dtypes: list[str], out: Path, revision: Optional[str], validate: bool,
-    not_fused: str, tie_heads: bool, work: Path, progress: Any, notes: list[str],
+    not_fused: str, tie_heads: bool, options: WeightOnlyOptions, work: Path, progress: Any, notes: list[str],
 ) -> dict[str, Any]:
     """The export steps inside the scratch folder `work`; returns the manifest after installing the folder."""
     with progress.step("resolve source"):
         source = resolve_source(model, revision)
         check_architecture(recipe, source.config)
     encoder_decoder = bool(source.config.get("is_encoder_decoder"))
+    options = weight_only_options(  # checked again now that the architecture is known (gptq: decoder-only)
+        options.q4_method, options.block_size, options.calibration, dtypes=tuple(dtypes), encoder_decoder=encoder_decoder,
+    )
+    q4 = options.recipe(4)
+    calibration = calibration_windows(source.path, q4.calibration) if "q4" in dtypes and q4.method in CALIBRATED else None
     components = ENCODER_DECODER if encoder_decoder else DECODER_ONLY
     staging, optimum_folder, tied = stage_components(source.path, out, recipe, components, work, progress, tie_heads)
     staged = _Staged(staging, optimum_folder, components, encoder_decoder)
@@ -136,7 +146,7 @@ def _run(
         if validate:
             reference = check.torch_reference(source.path, source.config)
             validations["fp32"] = _checked_fp32(staged, reference, notes)
-    quantization = _write_variants(staged, dtypes, reference, validations, progress, notes)
+    quantization = _write_variants(staged, dtypes, reference, validations, progress, notes, options, calibration)
 
     with progress.step("write folder"):
         support = copy_support_files(source.path, optimum_folder, staging)
@@ -187,6 +197,7 @@ def _checked_fp32(staged: _Staged, reference: check.Reference, notes: list[str])
 def _write_variants(
     staged: _Staged, dtypes: list[str], reference: Optional[check.Reference],
     validations: dict[str, Optional[dict[str, Any]]], progress: Any, notes: list[str],
+    options: WeightOnlyOptions, calibration: Optional[list[Any]],
 ) -> dict[str, Optional[dict[str, Any]]]:
     """Write every reduced-precision dtype of every component (a merged decoder is converted half by half), and
     add each dtype's figures to `validations` when there is a torch reference; returns file name -> quantization."""
@@ -198,10 +209,10 @@ def _write_variants(
             for role, stem in staged.components.items():
                 target = staged.staging / variant_filename(dtype, stem)
                 if role == "decoder" and staged.encoder_decoder:
-                    quantization[target.name] = merged_decoder_variant(dtype, staged.optimum_folder, target)
+                    quantization[target.name] = merged_decoder_variant(dtype, staged.optimum_folder, target, options)
                 else:
                     fp32 = staged.staging / variant_filename("fp32", stem)
-                    quantization[target.name] = write_generation_variant(dtype, fp32, target)
+                    quantization[target.name] = write_generation_variant(dtype, fp32, target, options, calibration)
             if reference is not None:  # reduced precision is reported (tolerance None), never refused
                 validations[dtype] = check.validate_files(*staged.paths(dtype), reference, None)
                 warning = check.quality_warning(variant_filename(dtype, staged.components["decoder"]), validations[dtype])

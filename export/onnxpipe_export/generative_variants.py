@@ -12,21 +12,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
 from onnxpipe.manifest import variant_filename
 
 from .dtypes import QUANTIZATION
-from .errors import ConversionError, first_line
+from .errors import ConversionError, ExportOptionError, first_line
 from .onnx_files import save_model
 from .tied_weights import unfuse_transposed_weights
 from .weight_only import quantize_weight_only
+from .weight_only_recipes import WeightOnlyOptions
+
+DEFAULT_OPTIONS = WeightOnlyOptions()
 
 
-def write_generation_variant(dtype: str, fp32_path: Path, output_path: Path) -> Optional[dict[str, Any]]:
-    """Write one component's `dtype` variant; return its manifest `quantization` entry."""
+def write_generation_variant(
+    dtype: str, fp32_path: Path, output_path: Path, options: WeightOnlyOptions = DEFAULT_OPTIONS,
+    calibration: Optional[list[np.ndarray]] = None,
+) -> Optional[dict[str, Any]]:
+    """Write one component's `dtype` variant (int8 / q4 by the recipes of `options`; `calibration`: token-id
+    windows for a calibrated q4 recipe); return its manifest `quantization` entry."""
     try:
         if dtype in ("int8", "q4"):  # weight-only MatMulNBits: dynamic int8 (MatMulInteger) is slow per decoding step
-            return quantize_weight_only(fp32_path, output_path, 8 if dtype == "int8" else 4)
+            recipe = options.recipe(8 if dtype == "int8" else 4)
+            return quantize_weight_only(fp32_path, output_path, recipe, calibration)
         return _fp16(fp32_path, output_path)
+    except ExportOptionError:
+        raise
     except Exception as exc:  # the quantizer and converter raise bare exceptions on unusual graphs
         raise ConversionError(f"Writing the {dtype} variant of {fp32_path.name} failed: {first_line(exc)}") from exc
 
@@ -64,14 +76,16 @@ def _sort_nodes(graph: Any) -> None:
     graph.node.extend(ordered)
 
 
-def merged_decoder_variant(dtype: str, plain: Path, output_path: Path) -> Optional[dict[str, Any]]:
+def merged_decoder_variant(
+    dtype: str, plain: Path, output_path: Path, options: WeightOnlyOptions = DEFAULT_OPTIONS,
+) -> Optional[dict[str, Any]]:
     """A reduced-precision merged decoder: optimum's two decoders converted one by one, then merged again."""
     from optimum.onnx import merge_decoders
 
     halves, entry = [], None
     for stem in ("decoder_model", "decoder_with_past_model"):
         half = plain / variant_filename(dtype, stem)
-        entry = write_generation_variant(dtype, plain / f"{stem}.onnx", half)
+        entry = write_generation_variant(dtype, plain / f"{stem}.onnx", half, options)
         halves.append(half)
     try:
         merge_decoders(halves[0], halves[1], strict=False, save_path=str(output_path))

@@ -1,76 +1,158 @@
 """Weight-only quantization of generation graphs with onnxruntime's MatMulNBits: 4-bit (`--dtype q4`) and 8-bit
-(`--dtype int8` of generation tasks).
+(`--dtype int8` of generation tasks), by the recipe of weight_only_recipes.py (algorithm, zero points, block size).
 
-Every MatMul whose weight is a constant becomes a MatMulNBits node with int4 / int8 weights in blocks of
-BLOCK_SIZE along the input axis, symmetric (no zero points), scales in fp32. ACCURACY_LEVEL 4 lets the kernel
-quantize activations to int8 per block and compute in int8 (VNNI / AMX): one decoding step of a gpt2-size model
-took 9.5 ms (q4) and 13.4 ms (8-bit) against 14.4 ms for q4 with fp32 compute and 35 ms for fp32, while
-onnxruntime's dynamic int8 (MatMulInteger, the encoder tasks' int8) took 56 ms: its kernels are slow for the
-one-row products of a decoding step, and 8-bit MatMulNBits without level 4 took 361 ms.
-Subgraphs (the merged decoder's If branches) are quantized too. Gemm nodes with a constant weight (GPT-2's
-Conv1D layers export as Gemm) are first rewritten as MatMul + Add, which computes the same thing, so
-they are quantized as well. A tied LM head reads `Transpose(embedding)`: the transposed embedding is
-stored as its own initializer so the LM head (the largest matrix product of a small decoder) is
-quantized too; the embedding lookup keeps the fp32 table, so the file holds one extra 4-bit copy.
+Every MatMul whose weight is a constant becomes a MatMulNBits node with int4 / int8 weights in blocks along the
+input axis, scales in fp32. Accuracy level 4 lets the kernel quantize activations to int8 per block and compute
+in int8 (VNNI / AMX): one decoding step of a gpt2-size model took 9.5 ms (q4) and 13.4 ms (8-bit) against
+14.4 ms for q4 with fp32 compute and 35 ms for fp32, while onnxruntime's dynamic int8 (MatMulInteger, the
+encoder tasks' int8) took 56 ms: its kernels are slow for the one-row products of a decoding step, and 8-bit
+MatMulNBits without level 4 took 361 ms. Every algorithm's nodes get the recipe's level (HQQ writes none).
+Subgraphs (If branches) are quantized by the round-to-nearest and HQQ recipes; merged decoders are quantized
+half by half before merging (generative_variants.py), so the others see plain graphs. Gemm nodes with a
+constant weight (GPT-2's Conv1D layers export as Gemm) are first rewritten as MatMul + Add, which computes the
+same thing, so they are quantized as well. A tied LM head reads `Transpose(embedding)`: the transposed
+embedding is stored as its own initializer so the LM head (the largest matrix product of a small decoder) is
+quantized too, and the token lookup then reads the head's 4-/8-bit table through GatherBlockQuantized
+(weight_only_embedding.py), so no fp32 table is left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Optional
 
-from .onnx_files import EXTERNAL_DATA_THRESHOLD
+import numpy as np
+
+from .onnx_files import save_model
 from .tied_weights import unfuse_transposed_weights
+from .weight_only_calibration import DecoderFeeds
+from .weight_only_embedding import quantize_token_embedding, tied_head_outputs
+from .weight_only_recipes import WeightOnlyRecipe
 
-BLOCK_SIZE = 32
-ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations quantized per block
-
-
-def settings(bits: int) -> dict[str, Any]:
-    """The manifest's `quantization` entry for `bits`-bit weight-only files (before per-file counts)."""
-    return {
-        "method": "MatMulNBits", "bits": bits, "block_size": BLOCK_SIZE, "symmetric": True, "op_types": ["MatMul"],
-        "accuracy_level": ACCURACY_LEVEL, "activations": "int8 per block, at run time",
-    }
+QUANTIZER_LOGGERS = ("onnxruntime.quantization.matmul_nbits_quantizer", "neural_compressor")
 
 
-def quantize_weight_only(fp32_path: Path, output_path: Path, bits: int) -> dict[str, Any]:
-    """Write the `bits`-bit (4 or 8) weight-only variant of `fp32_path`; return the manifest's `quantization` entry."""
-    import logging
-
+def quantize_weight_only(
+    fp32_path: Path, output_path: Path, recipe: WeightOnlyRecipe, calibration: Optional[list[np.ndarray]] = None,
+) -> dict[str, Any]:
+    """Write the weight-only variant of `fp32_path` by `recipe`; return the manifest's `quantization` entry.
+    `calibration`: token-id windows for calibrated recipes (gptq)."""
     import onnx
-    from onnxruntime.quantization import QuantFormat
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     model = onnx.load(str(fp32_path))
     unfuse_transposed_weights(model.graph)  # the fp32 file's tied head, back to Transpose + MatMul to be quantized
     rewritten = _gemms_to_matmuls(model.graph)
-    untied = _fold_weight_transposes(model.graph)
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, quant_format=QuantFormat.QOperator,
-        op_types_to_quantize=("MatMul",), bits=bits,
-    )
-    quantizer = MatMulNBitsQuantizer(
-        model, bits=bits, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, algo_config=config
-    )
-    logger = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # it logs every node it visits at INFO
-    try:
-        quantizer.process()
-    finally:
-        logger.setLevel(level)
-    quantized = quantizer.model.model
+    folded: dict[str, str] = {}
+    untied = _fold_weight_transposes(model.graph, folded)
+    heads = tied_head_outputs(model.graph, folded)
+    quantized = _quantize(model, recipe, calibration)
+    _set_accuracy_level(quantized.graph, recipe.accuracy_level)
+    embedding = None
+    if recipe.quantize_embedding:
+        embedding = quantize_token_embedding(quantized.graph, heads, recipe.bits, recipe.block_size, recipe.symmetric)
     count = sum(1 for node in _all_nodes(quantized.graph) if node.op_type == "MatMulNBits")
-    large = fp32_path.stat().st_size > EXTERNAL_DATA_THRESHOLD
-    quantizer.model.save_model_to_file(str(output_path), use_external_data_format=large)
+    save_model(quantized, output_path)
     return {
-        **settings(bits), "quantized_matmuls": count, "gemms_rewritten_as_matmul": rewritten, "transposed_weights_folded": untied,
+        **recipe.settings(), "quantized_matmuls": count, "gemms_rewritten_as_matmul": rewritten,
+        "transposed_weights_folded": untied,
+        "embedding": embedding or "fp32 (no token lookup on a table whose rows fill whole blocks)",
     }
 
 
-def _fold_weight_transposes(graph: Any) -> int:
-    """Point each MatMul that reads Transpose(2-D initializer) at a transposed initializer; count them."""
+def _quantize(model: Any, recipe: WeightOnlyRecipe, calibration: Optional[list[np.ndarray]]) -> Any:
+    """Run onnxruntime's MatMulNBitsQuantizer with the recipe's algorithm; return the quantized ModelProto."""
+    from onnxruntime.quantization import QuantFormat
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        GPTQWeightOnlyQuantConfig,
+        HQQWeightOnlyQuantConfig,
+        KQuantWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    ops = ("MatMul",)
+    if recipe.algorithm == "rtn":
+        config: Any = DefaultWeightOnlyQuantConfig(
+            block_size=recipe.block_size, is_symmetric=recipe.symmetric, accuracy_level=recipe.accuracy_level,
+            quant_format=QuantFormat.QOperator, op_types_to_quantize=ops, bits=recipe.bits,
+        )
+    elif recipe.algorithm == "kquant":
+        config = KQuantWeightOnlyQuantConfig(op_types_to_quantize=ops)
+    elif recipe.algorithm == "hqq":
+        config = HQQWeightOnlyQuantConfig(block_size=recipe.block_size, bits=recipe.bits, op_types_to_quantize=ops)
+    else:
+        config = GPTQWeightOnlyQuantConfig(calibration_data_reader=DecoderFeeds(model, calibration or []), op_types_to_quantize=ops)
+    quantizer = MatMulNBitsQuantizer(
+        model, bits=recipe.bits, block_size=recipe.block_size, is_symmetric=recipe.symmetric,
+        accuracy_level=recipe.accuracy_level, algo_config=config,
+    )
+    patch = _zero_points_per_row() if recipe.algorithm in ("kquant", "gptq") else contextlib.nullcontext()
+    loggers = [logging.getLogger(name) for name in QUANTIZER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)  # they log every node they visit at INFO
+    try:
+        # neural_compressor prints a progress bar; k-quant divides by zero on constant blocks (and keeps RTN's values)
+        with patch, contextlib.redirect_stdout(io.StringIO()), np.errstate(divide="ignore", invalid="ignore"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # HQQ: torch.from_numpy on a read-only array
+            quantizer.process()
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+    return quantizer.model.model
+
+
+@contextlib.contextmanager
+def _zero_points_per_row() -> Iterator[None]:
+    """onnxruntime 1.32's k-quant and GPTQ (its neural_compressor copy) pack 4-bit zero points across rows, which
+    breaks (a reshape error, or shifted zero points) when a row has an odd number of blocks (SmolLM2's 576 inputs
+    in blocks of 64). While they run, its node builder gets no zero points and they are packed here, row by row,
+    as MatMulNBits reads them."""
+    from onnx import numpy_helper
+    from onnxruntime.quantization.neural_compressor import weight_only as inc
+
+    original = inc.make_matmul_weight_only_node
+
+    def build(node, weight_shape, num_bits, group_size, k_blocks, q_weight, scale, zero_point, accuracy_level=0):
+        matmul, inits = original(node, weight_shape, num_bits, group_size, k_blocks, q_weight, scale, None, accuracy_level)
+        if zero_point is not None:
+            points = np.asarray(zero_point).reshape(weight_shape[1], k_blocks).astype(np.uint8)
+            if num_bits == 4:
+                points = np.pad(points, ((0, 0), (0, k_blocks % 2)), constant_values=8)
+                points = (points[:, 0::2] | (points[:, 1::2] << 4)).astype(np.uint8)
+            inits.append(numpy_helper.from_array(points, node.input[1] + "_zp"))
+            matmul.input.append(node.input[1] + "_zp")
+        return matmul, inits
+
+    inc.make_matmul_weight_only_node = build
+    try:
+        yield
+    finally:
+        inc.make_matmul_weight_only_node = original
+
+
+def _set_accuracy_level(graph: Any, level: int) -> None:
+    """Give every MatMulNBits node (subgraphs too) the recipe's accuracy_level (HQQ sets none)."""
+    from onnx import helper
+
+    for node in _all_nodes(graph):
+        if node.op_type != "MatMulNBits":
+            continue
+        kept = [a for a in node.attribute if a.name != "accuracy_level"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        if level:
+            node.attribute.append(helper.make_attribute("accuracy_level", level))
+
+
+def _fold_weight_transposes(graph: Any, sources: Optional[dict[str, str]] = None) -> int:
+    """Point each MatMul that reads Transpose(2-D initializer) at a transposed initializer; count them.
+    `sources` (when given) receives transposed initializer -> the initializer it transposes."""
     from onnx import helper, numpy_helper
 
     initializers = {init.name: init for init in graph.initializer}
@@ -88,6 +170,8 @@ def _fold_weight_transposes(graph: Any) -> int:
             array = numpy_helper.to_array(initializers[source.input[0]]).T.copy()
             graph.initializer.append(numpy_helper.from_array(array, name))
             folded[source.output[0]] = name
+            if sources is not None:
+                sources[name] = source.input[0]
         node.input[1] = folded[source.output[0]]
     still_read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     unused = [node for node in graph.node if node.op_type == "Transpose" and node.output[0] in folded

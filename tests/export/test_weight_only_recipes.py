@@ -1,0 +1,168 @@
+"""Weight-only recipes (--q4-method, --block-size, --calibration): manifest, graph, errors, and generation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("optimum.exporters.onnx")
+
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+from support import checkpoints  # noqa: E402
+
+import onnxpipe  # noqa: E402
+from onnxpipe_export import cli, export  # noqa: E402
+from onnxpipe_export.errors import ExportOptionError  # noqa: E402
+from onnxpipe_export.weight_only import quantize_weight_only  # noqa: E402
+from onnxpipe_export.weight_only_calibration import calibration_windows  # noqa: E402
+from onnxpipe_export.weight_only_recipes import WeightOnlyRecipe, weight_only_options  # noqa: E402
+
+PROMPT = "Hello, my dog is cute"
+
+
+def _attrs(node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _nodes(path: Path, op: str) -> list:
+    return [n for n in onnx.load(str(path)).graph.node if n.op_type == op]
+
+
+@pytest.fixture(scope="module")
+def llama_recipes(generation_models, tmp_path_factory) -> dict:
+    """The tiny Llama (tied head) exported fp32 once; each recipe's q4 file written beside it in its own folder."""
+    exported = generation_models.get("llama")
+    root = tmp_path_factory.mktemp("recipes")
+    windows = calibration_windows(generation_models.checkpoint("llama"), "builtin")
+    folders = {}
+    for method in ("rtn", "rtn-asym", "kquant", "hqq", "gptq"):
+        folder = root / method
+        shutil.copytree(exported.onnx, folder)
+        entry = quantize_weight_only(
+            folder / "model.onnx", folder / "model_q4.onnx", WeightOnlyRecipe(method=method, block_size=16),
+            windows if method == "gptq" else None,
+        )
+        folders[method] = (folder, entry)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def cli_export(generation_models, tmp_path_factory) -> Path:
+    """The tiny Llama through the CLI with every flag: q4 by rtn-asym in blocks of 16, and int8."""
+    out = tmp_path_factory.mktemp("cli") / "llama"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli.main([
+            str(generation_models.checkpoint("llama")), "--task", "text-generation", "--dtype", "q4,int8",
+            "--q4-method", "rtn-asym", "--block-size", "16", "--no-validate", "--output", str(out), "--quiet",
+        ]) == 0
+    return out
+
+
+def test_flags_land_in_manifest_and_graph(cli_export: Path) -> None:
+    files = json.loads((cli_export / "onnxpipe.json").read_text())["files"]
+    q4, int8 = files["model_q4.onnx"]["quantization"], files["model_quantized.onnx"]["quantization"]
+    assert (q4["algorithm"], q4["bits"], q4["block_size"], q4["symmetric"], q4["zero_points"]) == ("rtn-asym", 4, 16, False, "uint4")
+    assert (int8["algorithm"], int8["bits"], int8["block_size"], int8["symmetric"]) == ("rtn", 8, 16, True)
+    assert q4["embedding"] == int8["embedding"] == "shared with the tied LM head"
+    for name, inputs in (("model_q4.onnx", 4), ("model_quantized.onnx", 3)):  # zero points only when asymmetric
+        matmuls = _nodes(cli_export / name, "MatMulNBits")
+        assert matmuls and all(_attrs(n)["block_size"] == 16 and _attrs(n)["accuracy_level"] == 4 for n in matmuls)
+        assert all(len(n.input) == inputs for n in matmuls)
+        gathers = _nodes(cli_export / name, "GatherBlockQuantized")
+        assert len(gathers) == 1 and _attrs(gathers[0])["block_size"] == 16
+        head = next(n for n in matmuls if "lm_head" in n.name)
+        assert gathers[0].input[0] == head.input[1]  # the lookup reads the head's 4-/8-bit table: no fp32 copy
+        model = onnx.load(str(cli_export / name))
+        assert not any(init.name == "model.embed_tokens.weight" for init in model.graph.initializer)
+
+
+def test_quantized_lookup_matches_the_dequantized_head(cli_export: Path, generation_models) -> None:
+    """GatherBlockQuantized rows equal the LM head's dequantized weights (same bits, same zero points)."""
+    model = onnx.load(str(cli_export / "model_q4.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    head = next(n for n in model.graph.node if n.op_type == "MatMulNBits" and "lm_head" in n.name)
+    attrs = _attrs(head)
+    packed, scales, zero_points = inits[head.input[1]], inits[head.input[2]], inits[head.input[3]]
+    n, blocks = attrs["N"], attrs["K"] // 16
+    values = np.stack([packed & 15, packed >> 4], -1).reshape(n, blocks, 16).astype(np.float32)
+    points = np.stack([zero_points & 15, zero_points >> 4], -1).reshape(n, -1)[:, :blocks].astype(np.float32)
+    table = ((values - points[..., None]) * scales.reshape(n, blocks)[..., None]).reshape(n, -1)
+    gather = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+    probe = helper.make_model(
+        helper.make_graph([gather], "probe", [helper.make_tensor_value_info(gather.input[1], onnx.TensorProto.INT64, [1, None])],
+                          [helper.make_tensor_value_info(gather.output[0], onnx.TensorProto.FLOAT, None)],
+                          [i for i in model.graph.initializer if i.name in gather.input]),
+        opset_imports=list(model.opset_import), ir_version=model.ir_version,
+    )
+    ids = np.array([[0, 5, 17, n - 1]], dtype=np.int64)
+    rows = ort.InferenceSession(probe.SerializeToString()).run(None, {gather.input[1]: ids})[0].reshape(4, -1)
+    assert np.abs(rows - table[ids[0]]).max() < 1e-6
+
+
+@pytest.mark.parametrize("method", ["rtn", "rtn-asym", "kquant", "hqq", "gptq"])
+def test_each_recipe_generates_close_to_fp32(llama_recipes, method: str) -> None:
+    folder, entry = llama_recipes[method]
+    assert entry["algorithm"] == method and entry["block_size"] == 16 and entry["quantized_matmuls"] == 15
+    assert entry["embedding"] == ("quantized on its own (round-to-nearest)" if method == "hqq" else "shared with the tied LM head")
+    assert all(_attrs(n).get("accuracy_level") == 4 for n in _nodes(folder / "model_q4.onnx", "MatMulNBits"))
+    if method == "gptq":
+        assert entry["calibration"] == "builtin"
+    fp32 = onnxpipe.pipeline("text-generation", model=str(folder), dtype="fp32")
+    q4 = onnxpipe.pipeline("text-generation", model=str(folder), dtype="q4")
+    kwargs = dict(max_new_tokens=8, min_new_tokens=8, do_sample=False, return_tensors=True)
+    ours, reference = q4(PROMPT, **kwargs)[0]["generated_token_ids"], fp32(PROMPT, **kwargs)[0]["generated_token_ids"]
+    assert len(ours) == len(reference)
+    # 4-bit weights of a random 64-wide model move its logits a lot: greedy tokens stay close, not equal
+    assert ours[: len(ours) - 8] == reference[: len(reference) - 8]  # the prompt
+    session_fp32, session_q4 = (ort.InferenceSession(str(folder / f)) for f in ("model.onnx", "model_q4.onnx"))
+    ids = np.array([[5, 60, 7, 30, 9, 11, 40, 2, 19, 23]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(10)[None]}
+    feeds.update({i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
+                  for i in session_fp32.get_inputs() if i.name.startswith("past_key_values.")})
+    a, b = (s.run(["logits"], feeds)[0].ravel() for s in (session_fp32, session_q4))
+    assert np.corrcoef(a, b)[0, 1] > 0.8  # measured 0.90 (rtn) to 0.96
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(q4_method="awq"), "Unknown q4 method 'awq'; choose one of rtn, rtn-asym"),
+        (dict(block_size=48), "Block size 48 is not supported; choose one of 16, 32, 64, 128"),
+        (dict(calibration="builtin"), "uses no calibration data"),
+        (dict(q4_method="gptq", calibration="/no/such.txt"), "does not exist"),
+        (dict(q4_method="hqq", dtypes=("int8",)), "no q4 file is asked for"),
+        (dict(block_size=32, dtypes=("fp32", "fp16")), "neither is asked for"),
+        (dict(q4_method="gptq", encoder_decoder=True), "calibrates decoder-only models"),
+    ],
+)
+def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ExportOptionError, match=message.replace("(", r"\(")):
+        weight_only_options(**{"dtypes": ("q4",), **kwargs})
+
+
+def test_other_tasks_refuse_the_flags(tmp_path: Path, generation_models) -> None:
+    bert_cls = checkpoints.build_checkpoint("bert", "sequence-classification", tmp_path / "bert")
+    with pytest.raises(ExportOptionError, match="text-classification does not take them"):
+        export(bert_cls, "text-classification", tmp_path / "a", ["int8"], block_size=32)
+    with pytest.raises(ExportOptionError, match="calibrates decoder-only models"):
+        export(generation_models.checkpoint("t5"), "text2text-generation", tmp_path / "b", ["q4"], q4_method="gptq")
+    assert cli.main([str(bert_cls), "--task", "text-classification", "--q4-method", "hqq", "-o", str(tmp_path / "c")]) == 2
+    assert cli.main([str(bert_cls), "--task", "text-generation", "--q4-method", "nope", "-o", str(tmp_path / "d")]) == 2
+
+
+def test_untied_table_is_quantized_on_its_own(generation_models, tmp_path: Path) -> None:
+    """T5's decoder reads an untied embedding: its lookup gets its own 4-bit table, rows close to fp32."""
+    folder = tmp_path / "t5"
+    export(generation_models.checkpoint("t5"), "text2text-generation", folder, ["q4"], quiet=True, validate=False,
+           q4_method="rtn", block_size=16)
+    entry = json.loads((folder / "onnxpipe.json").read_text())["files"]["decoder_model_merged_q4.onnx"]["quantization"]
+    assert entry["embedding"] == "quantized on its own (round-to-nearest)" and entry["merged_after_conversion"]
