@@ -148,6 +148,7 @@ class GenerationStore:
         self.store = store
         self._checkpoints: dict[str, Path] = {}
         self._references: dict[tuple[str, str], Any] = {}
+        self._folders: dict[tuple[str, ...], Path] = {}
 
     def checkpoint(self, arch: str) -> Path:
         """The checkpoint folder of `arch` (one of generation_checkpoints.GENERATION_ARCHS), built once."""
@@ -164,6 +165,21 @@ class GenerationStore:
 
         task = generation_checkpoints.ARCH_TASK[arch]
         return self.store._once(f"generation-{arch}", task, lambda folder: self.checkpoint(arch))
+
+    def with_dtypes(self, arch: str, dtypes: tuple[str, ...]) -> Path:
+        """`arch` exported quietly for its default task with `dtypes` (fp32 is always written), once per session."""
+        from support import generation_checkpoints
+
+        key = (arch, *dtypes)
+        if key not in self._folders:
+            from onnxpipe_export import export
+
+            folder = self.store.root / "onnx" / "-".join(["generation", *key])
+            with warnings.catch_warnings():  # reduced precision on tiny random models warns about its quality
+                warnings.simplefilter("ignore")
+                export(self.checkpoint(arch), generation_checkpoints.ARCH_TASK[arch], folder, list(dtypes), quiet=True)
+            self._folders[key] = folder
+        return self._folders[key]
 
     def reference(self, arch: str, task: Optional[str] = None):
         """transformers.pipeline(task) on the same checkpoint (default task: the arch's), built once."""

@@ -5,7 +5,8 @@ present.N.*). For encoder-decoders only the encoder and the merged decoder are k
 decoder's `use_cache_branch` input picks the first-step or the cached branch, so one session serves
 every step (generative_components.py). Variants (int8, fp16, q4) are written per component with transformers.js
 names (`decoder_model_merged_quantized.onnx`, `encoder_model_fp16.onnx`, `model_q4.onnx`...), and each
-dtype's set of files is validated against torch (generative_validate.py).
+dtype's set of files is validated against torch: greedy tokens and logits (generative_validate.py), and quality
+teacher-forced on fixed texts (generative_quality.py; references in quality.npz for `onnxpipe check`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Optional, Sequence, Union
 
 from onnxpipe.manifest import variant_filename, write_manifest
 
+from . import generative_quality as quality
 from . import generative_validate as check
 from .deps import created_with
 from .dtypes import GENERATION_DTYPES, parse_dtypes
@@ -25,7 +27,14 @@ from .errors import ConversionError, UnsupportedTaskError, ValidationError
 from .folder import install
 from .generative_components import stage_components
 from .generative_variants import merged_decoder_variant, write_generation_variant
-from .manifest_entries import component_entries, optimization_entry, source_entry, support_entries
+from .manifest_entries import (
+    component_entries,
+    optimization_entry,
+    source_entry,
+    stored_quality,
+    support_entries,
+    with_quality_acceptance,
+)
 from .marian_tokenizer import is_marian, write_marian_tokenizer
 from .onnx_files import opset
 from .scratch_export import ExportResult, run_export
@@ -107,6 +116,15 @@ def check_architecture(recipe: ExportTask, config: dict[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class _TorchSide:
+    """What torch computed once per export: greedy traces for the prompts, and the teacher-forced quality texts."""
+
+    greedy: check.Reference
+    quality: quality.QualityReference
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Staged:
     """The fp32 components in the staging folder, and optimum's folder (unmerged decoders, support files)."""
 
@@ -140,13 +158,22 @@ def _run(
     staging, optimum_folder, tied = stage_components(source.path, out, recipe, components, work, progress, tie_heads)
     staged = _Staged(staging, optimum_folder, components, encoder_decoder)
 
-    reference = None
+    torch_side = None
     validations: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    qualities: dict[str, dict[str, Any]] = {}
     with progress.step("check fp32 against torch" if validate else "skip the torch check"):
         if validate:
-            reference = check.torch_reference(source.path, source.config)
-            validations["fp32"] = _checked_fp32(staged, reference, notes)
-    quantization = _write_variants(staged, dtypes, reference, validations, progress, notes, options, calibration)
+            loaded = check.load_torch(source.path, source.config)
+            torch_side = _TorchSide(
+                check.torch_reference(source.path, source.config, loaded=loaded),
+                quality.torch_quality(*loaded, source.config),
+                source.config,
+            )
+            del loaded
+            validations["fp32"] = _checked_fp32(staged, torch_side.greedy, notes)
+            qualities["fp32"] = quality.measure(*staged.paths("fp32"), torch_side.quality, source.config)
+            quality.check_fp32(qualities["fp32"])
+    quantization = _write_variants(staged, dtypes, torch_side, validations, qualities, progress, notes, options, calibration)
 
     with progress.step("write folder"):
         support = copy_support_files(source.path, optimum_folder, staging)
@@ -155,6 +182,8 @@ def _run(
             _derive_generation_config(source.path, staging)
             support.append("generation_config.json")
         files = component_entries(staging, dtypes, components, lambda dtype, name: quantization.get(name), validations)
+        for dtype, figures in qualities.items():  # a dtype's set of files, on its decoder's entry
+            files[variant_filename(dtype, components["decoder"])]["quality"] = with_quality_acceptance(figures)
         manifest: dict[str, Any] = {
             "task": recipe.task,
             "source": source_entry(source.model, source.revision, source.config),
@@ -167,8 +196,9 @@ def _run(
             "default_dtype": dtypes[0],
             "files": files,
             "support_files": support_entries(staging, support),
-            "validation": {"inputs": reference.description, "per_dtype": "figures of each dtype's set of files"}
-            if reference is not None else None,
+            "validation": {"inputs": torch_side.greedy.description, "per_dtype": "figures of each dtype's set of files"}
+            if torch_side is not None else None,
+            "quality": _quality_block(staging, torch_side) if torch_side is not None else None,
         }
         if tokenizer_check is not None:
             manifest["tokenizer_conversion"] = tokenizer_check
@@ -194,13 +224,28 @@ def _checked_fp32(staged: _Staged, reference: check.Reference, notes: list[str])
     return figures
 
 
+def _quality_block(staging: Path, torch_side: _TorchSide) -> dict[str, Any]:
+    """The manifest's `quality` block (and quality.npz in the staging folder)."""
+    return stored_quality(staging, torch_side.quality.texts, {
+        "method": (
+            "teacher forcing: each variant's decoder reads the texts' token ids; per position, the NLL of the token "
+            "that follows and whether its top-1 token is torch fp32's (figures on each dtype's decoder entry, "
+            "files[*].quality; nll_increase is relative to torch's NLL)"
+        ),
+        "inputs": torch_side.quality.description,
+        "skipped": torch_side.quality.skipped,
+        "warn_below": {"top1_agreement": quality.WARN_MIN_AGREEMENT, "nll_increase_above": quality.WARN_MAX_NLL_INCREASE},
+    })
+
+
 def _write_variants(
-    staged: _Staged, dtypes: list[str], reference: Optional[check.Reference],
-    validations: dict[str, Optional[dict[str, Any]]], progress: Any, notes: list[str],
-    options: WeightOnlyOptions, calibration: Optional[list[Any]],
+    staged: _Staged, dtypes: list[str], torch_side: Optional[_TorchSide],
+    validations: dict[str, Optional[dict[str, Any]]], qualities: dict[str, dict[str, Any]], progress: Any,
+    notes: list[str], options: WeightOnlyOptions, calibration: Optional[list[Any]],
 ) -> dict[str, Optional[dict[str, Any]]]:
     """Write every reduced-precision dtype of every component (a merged decoder is converted half by half), and
-    add each dtype's figures to `validations` when there is a torch reference; returns file name -> quantization."""
+    add each dtype's figures to `validations` and `qualities` when there is a torch side; returns file name ->
+    quantization."""
     quantization: dict[str, Optional[dict[str, Any]]] = {}
     for dtype in dtypes:
         if dtype == "fp32":
@@ -213,11 +258,12 @@ def _write_variants(
                 else:
                     fp32 = staged.staging / variant_filename("fp32", stem)
                     quantization[target.name] = write_generation_variant(dtype, fp32, target, options, calibration)
-            if reference is not None:  # reduced precision is reported (tolerance None), never refused
-                validations[dtype] = check.validate_files(*staged.paths(dtype), reference, None)
-                warning = check.quality_warning(variant_filename(dtype, staged.components["decoder"]), validations[dtype])
-                if warning:
-                    notes.append(warning)
+            if torch_side is not None:  # reduced precision is reported (tolerance None), never refused
+                name = variant_filename(dtype, staged.components["decoder"])
+                validations[dtype] = check.validate_files(*staged.paths(dtype), torch_side.greedy, None)
+                qualities[dtype] = quality.measure(*staged.paths(dtype), torch_side.quality, torch_side.config)
+                warnings = [check.quality_warning(name, validations[dtype]), quality.quality_warning(dtype, name, qualities[dtype])]
+                notes.extend(w for w in warnings if w)
     return quantization
 
 

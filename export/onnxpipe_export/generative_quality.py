@@ -1,6 +1,6 @@
 """Measured quality of generation exports: each variant teacher-forced against torch fp32 on fixed texts.
 
-The torch side lives here: tokenize a fixed multi-paragraph English text (338 tokens on SmolLM2's tokenizer)
+The torch side lives here: tokenize a fixed multi-paragraph English text (337 tokens on SmolLM2's tokenizer)
 and, when the tokenizer has a chat template, one chat rendered with it; run torch fp32 over the ids once and keep
 each position's NLL of the following token and torch's top choice (quality.QualityText). Encoder-decoders read a
 fixed source text in the encoder and are teacher-forced on a fixed English target in the decoder. Each variant's
@@ -99,7 +99,8 @@ def _torch_scores(model: Any, ids: np.ndarray, source: Optional[np.ndarray]) -> 
             logits = model(input_ids=torch.from_numpy(source), attention_mask=torch.ones_like(torch.from_numpy(source)),
                            decoder_input_ids=torch.from_numpy(ids)).logits
     scores = next_token_scores(logits[0, :-1].float().numpy(), ids[0, 1:])
-    return scores.nll, scores.top1
+    # rounded as quality.npz stores them, so `onnxpipe check` starts from exactly the export's reference
+    return scores.nll.astype(np.float32).astype(np.float64), scores.top1
 
 
 def _decoder_only_ids(tokenizer: Any, limit: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
