@@ -15,6 +15,8 @@ def _figures(validation: Any) -> str:
         parts[0] += f" (tolerance {validation['tolerance']:.1e})"
     if "top1_agreement" in validation:
         parts.append(f"top-1 agreement {validation['top1_agreement']:.0%}")
+    if "order_agreement" in validation:
+        parts.append(f"score order agreement {validation['order_agreement']:.0%}")
     if "min_cosine" in validation:
         parts.append(f"cosine min {validation['min_cosine']:.4f} mean {validation['mean_cosine']:.4f}")
     return ", ".join(parts)

@@ -23,7 +23,7 @@ class ExportTask:
     token_level: bool  # output has a sequence axis: compare only where attention_mask == 1
     # "top1": fraction of rows (real tokens when token-level) whose argmax over class_axis agrees;
     # "span": fraction of rows whose argmax over the real tokens agrees, per output (QA start/end);
-    # "cosine": min cosine of mean-pooled rows
+    # "cosine": min cosine of mean-pooled rows; "order": one score per row, row pairs in torch's order
     metric: str
     text_pairs: bool = False  # also validate on a batch of text pairs
     # optimum's library_name: without it, a folder holding sentence_*.json files is exported as a whole
@@ -56,6 +56,15 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             outputs=("logits",),
             token_level=False,
             metric="top1",
+            text_pairs=True,
+        ),
+        ExportTask(  # a cross-encoder (reranker): a one-logit classifier over (query, document) pairs
+            task="text-ranking",
+            optimum_task="text-classification",
+            model_class="AutoModelForSequenceClassification",
+            outputs=("logits",),
+            token_level=False,
+            metric="order",
             text_pairs=True,
         ),
         ExportTask(
@@ -94,6 +103,14 @@ EXPORT_TASKS: dict[str, ExportTask] = {
         ),
         ExportTask(
             task="feature-extraction",
+            optimum_task="feature-extraction",
+            model_class="AutoModel",
+            outputs=("last_hidden_state",),
+            token_level=True,
+            metric="cosine",
+        ),
+        ExportTask(  # the feature-extraction graph; the runtime adds the folder's sentence-transformers modules
+            task="sentence-similarity",
             optimum_task="feature-extraction",
             model_class="AutoModel",
             outputs=("last_hidden_state",),

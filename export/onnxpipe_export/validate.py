@@ -41,6 +41,8 @@ SAMPLE_PAIRS: tuple[tuple[str, str], ...] = (
 # real all-MiniLM-L6-v2 with these samples: per-channel int8 gives 0.954 (on "ok") to 0.994, per-tensor int8
 # (the failure this guards against) 0.86 to 0.97, fp16 1.0000.
 MIN_COSINE_WARN = 0.93
+# a reduced-precision reranker that orders fewer validation row pairs than this like torch gets a warning
+MIN_ORDER_AGREEMENT_WARN = 0.9
 
 
 def _describe(name: str, batch: Batch) -> str:
@@ -129,6 +131,11 @@ def quality_warning(name: str, figures: dict[str, Any]) -> Optional[str]:
         return (
             f"{name}: top-1 label agrees with torch on only {figures['top1_agreement']:.0%} of validation rows "
             f"(max_abs_diff {figures['max_abs_diff']:.3g}); check accuracy before serving it."
+        )
+    if figures.get("order_agreement", 1.0) < MIN_ORDER_AGREEMENT_WARN:
+        return (
+            f"{name}: puts only {figures['order_agreement']:.0%} of validation row pairs in torch's score order "
+            f"(max_abs_diff {figures['max_abs_diff']:.3g}); check ranking quality before serving it."
         )
     if figures.get("min_cosine", 1.0) < MIN_COSINE_WARN:
         return (

@@ -19,6 +19,7 @@ TASKS: dict[str, str] = {
     "question-answering": "question_answering:QuestionAnsweringPipeline",
     "fill-mask": "fill_mask:FillMaskPipeline",
     "zero-shot-classification": "zero_shot_classification:ZeroShotClassificationPipeline",
+    "text-ranking": "text_ranking:TextRankingPipeline",
     "image-classification": "image_classification:ImageClassificationPipeline",
     "object-detection": "object_detection:ObjectDetectionPipeline",
     "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
@@ -45,6 +46,7 @@ MODEL_TYPE_CLASSES: dict[tuple[str, str], str] = {
 GRAPH_HEADS: dict[str, str] = {
     "text-classification": "sequence-classification",
     "zero-shot-classification": "sequence-classification",
+    "text-ranking": "sequence-classification",
     "feature-extraction": "base model (last_hidden_state)",
     "sentence-similarity": "base model (last_hidden_state)",
     "token-classification": "token-classification",

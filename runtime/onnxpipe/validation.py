@@ -31,7 +31,8 @@ class Comparison:
     """How a task's outputs are compared: which outputs, per token or not, and the figure that judges them.
 
     metric "top1": rows whose argmax over `class_axis` agrees; "span": rows whose argmax over the real tokens agrees
-    (QA start/end); "cosine": min and mean cosine of mean-pooled rows.
+    (QA start/end); "cosine": min and mean cosine of mean-pooled rows; "order": one score per row (a reranker),
+    judged by the share of row pairs of a batch that the file and the reference put in the same order.
     """
 
     outputs: tuple[str, ...]
@@ -133,6 +134,11 @@ def compare(
             masked = np.where(mask.astype(bool)[..., None], 1.0, -np.inf)
             agree += int(((out * masked).argmax(axis=1) == (ref * masked).argmax(axis=1)).sum())
             rows += out.shape[0] * out.shape[-1]
+        elif comparison.metric == "order":
+            a, b = ours.reshape(len(ours), -1)[:, 0], theirs.reshape(len(theirs), -1)[:, 0]
+            upper = np.triu_indices(len(a), 1)
+            agree += int((np.sign(a[:, None] - a)[upper] == np.sign(b[:, None] - b)[upper]).sum())
+            rows += len(upper[0])
         else:
             a, b = _mean_pool(out, mask), _mean_pool(ref, mask)
             norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -140,6 +146,8 @@ def compare(
     figures: dict[str, Optional[float]] = {"max_abs_diff": max(diffs), "tolerance": tolerance}
     if comparison.metric in ("top1", "span"):
         figures["top1_agreement"] = agree / rows
+    elif comparison.metric == "order":
+        figures["order_agreement"] = agree / max(1, rows)
     else:
         figures["min_cosine"] = float(min(cosines))
         figures["mean_cosine"] = float(np.mean(cosines))
@@ -154,6 +162,8 @@ def acceptance(figures: Mapping[str, Any]) -> dict[str, Any]:
         return {"figure": "max_abs_diff", "at_most": float(figures["tolerance"])}
     if figures.get("min_cosine") is not None:
         return {"figure": "min_cosine", "at_least": round(float(figures["min_cosine"]) - COSINE_MARGIN, 6)}
+    if figures.get("order_agreement") is not None:
+        return {"figure": "order_agreement", "at_least": round(float(figures["order_agreement"]) - AGREEMENT_MARGIN, 6)}
     return {"figure": "top1_agreement", "at_least": round(float(figures["top1_agreement"]) - AGREEMENT_MARGIN, 6)}
 
 
