@@ -5,6 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from onnxpipe.text.sentence_transformers_config import TRANSFORMER_CONFIG_FILES
+
+from .sentence_transformers_files import copy_module_files
+
 SUPPORT_FILES: tuple[str, ...] = (
     "config.json",
     "generation_config.json",
@@ -22,11 +26,11 @@ SUPPORT_FILES: tuple[str, ...] = (
     "tokenizer.model",
     "source.spm",  # Marian's slow tokenizer (the runtime reads the tokenizer.json built from them)
     "target.spm",
-    # sentence-transformers: module list, pooling settings
+    # sentence-transformers: module list, prompts, the Transformer module's config (max_seq_length) under the names
+    # sentence-transformers tries; the modules' own folders are copied by sentence_transformers_files.py
     "modules.json",
-    "sentence_bert_config.json",
     "config_sentence_transformers.json",
-    "1_Pooling/config.json",
+    *TRANSFORMER_CONFIG_FILES,
 )
 
 
@@ -34,7 +38,8 @@ def copy_support_files(source: Path, fallback: Path, destination: Path) -> list[
     """Copy the support files the checkpoint has into `destination`; return their relative names.
 
     Files missing from the checkpoint are taken from `fallback` (optimum's output), which holds e.g. a
-    tokenizer.json converted from a slow tokenizer.
+    tokenizer.json converted from a slow tokenizer. A sentence-transformers checkpoint's module folders (Pooling,
+    Dense with its weights as safetensors) come along too.
     """
     copied = []
     for name in SUPPORT_FILES:
@@ -46,4 +51,4 @@ def copy_support_files(source: Path, fallback: Path, destination: Path) -> list[
                 shutil.copyfile(path, target)
                 copied.append(name)
                 break
-    return copied
+    return copied + copy_module_files(source, destination)
