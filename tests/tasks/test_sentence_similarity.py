@@ -104,7 +104,8 @@ def live(store, tmp_path_factory):
     pytest.importorskip("uvicorn")
     from support.live_server import ServerProcess
 
-    srv = ServerProcess({"sim": store.minilm().onnx}, tmp_path_factory.mktemp("similarity") / "server.log")
+    folders = {"sim": store.minilm().onnx, "embed": store.get("cls-dense-normalize").onnx}
+    srv = ServerProcess(folders, tmp_path_factory.mktemp("similarity") / "server.log", "--embedding-pooling", "folder")
     yield srv
     srv.stop()
 
@@ -127,3 +128,14 @@ def test_hf_client_sentence_similarity(store, live, monkeypatch):
     finally:
         monkeypatch.undo()
         _http.reset_sessions()
+
+
+def test_embeddings_route_with_folder_pooling(store, live):
+    """`--embedding-pooling folder`: /v1/embeddings answers the folder's own sentence embedding (CLS, Dense to 16)."""
+    from support.live_server import post
+
+    texts = ["query: where is the station?", "a short one"]
+    answer = post(live.url + "/v1/embeddings", {"model": "embed", "input": texts})
+    assert answer.status_code == 200, answer.text
+    vectors = np.array([row["embedding"] for row in answer.json()["data"]])
+    np.testing.assert_allclose(vectors, store.reference("cls-dense-normalize").encode(texts), atol=1e-5)

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"require 'Authorization: Bearer KEY' on every route but /health (default: ${API_KEY_ENV})")
     p.add_argument("--drain-timeout", type=float, help="on SIGTERM, seconds to let in-flight requests finish (default 30)")
     p.add_argument("--embedding-pooling", choices=EMBEDDING_POOLINGS,
-                   help="sentence vector of /v1/embeddings: mean of the tokens or the first token (default mean)")
+                   help="sentence vector of /v1/embeddings: mean of the tokens, the first token, or the folder's own "
+                   "sentence-transformers configuration (pooling, Dense, Normalize, prompts; default mean)")
     p.add_argument("--allow-media-files", action="store_true",
                    help="let image/audio inputs name files on this machine (default: only inline base64 data)")
     p.add_argument("--allow-media-urls", action="store_true",

@@ -13,7 +13,7 @@ from onnxpipe.limits import Limits
 from onnxpipe.media_sources import MediaSources
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-EMBEDDING_POOLINGS = ("mean", "cls")
+EMBEDDING_POOLINGS = ("mean", "cls", "folder")  # folder: the model's sentence-transformers configuration
 
 
 @dataclass(frozen=True)
