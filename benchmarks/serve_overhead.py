@@ -3,6 +3,7 @@ checkout and an older source tree), measured in alternating short windows so tha
 speed hits both sides alike.
 
     python benchmarks/serve_overhead.py --old /tmp/old/runtime [--rounds 12] [--seconds 3] [--markdown FILE]
+                                        [--model tiny=out/tiny-classifier]
 
 `--old` is a directory that holds an older `onnxpipe` package (e.g. `git worktree add /tmp/old <commit>`, then
 `/tmp/old/runtime`). For each cell (model, input mix, concurrency, batching on) both servers take turns, the order
@@ -47,7 +48,9 @@ def version_of(source: Optional[Path]) -> str:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every cell: `rounds` alternating windows per side, one ratio per round."""
     rows = []
-    for name, (folder, _what, params) in bench.model_folders(Path(args.work)).items():
+    models = ({name: (Path(folder), "", {}) for name, folder in (m.split("=", 1) for m in args.model)} if args.model
+              else bench.model_folders(Path(args.work)))
+    for name, (folder, _what, params) in models.items():
         servers = {}
         try:
             for side, source in (("old", Path(args.old)), ("new", None)):
@@ -112,6 +115,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", required=True, help="directory holding the older onnxpipe package")
     parser.add_argument("--work", default=str(bench.ROOT / "out" / "bench"))
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
+                        help="serve these exported folders (no parameters) instead of the bench's two models; a tiny model "
+                             "shows the serving code's own cost per request")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
