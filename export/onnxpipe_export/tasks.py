@@ -117,14 +117,6 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             token_level=True,
             metric="cosine",
         ),
-        ExportTask(  # the feature-extraction graph; the runtime adds the folder's sentence-transformers modules
-            task="sentence-similarity",
-            optimum_task="feature-extraction",
-            model_class="AutoModel",
-            outputs=("last_hidden_state",),
-            token_level=True,
-            metric="cosine",
-        ),
         ExportTask(
             task="image-classification",
             optimum_task="image-classification",
