@@ -1,5 +1,6 @@
 """The Starlette app: puts the routes on their paths. Hugging Face Inference API routes (`POST /`,
-`POST /models/{name}`), OpenAI-compatible `/v1/embeddings`, and `/health`, `/ready`, `/info`, `/metrics`.
+`POST /models/{name}`), OpenAI-compatible `/v1/embeddings`, text-embeddings-inference's routes (`/embed`, `/rerank`,
+`/predict`, `/similarity`, `/tokenize`, `/decode`), and `/health`, `/ready`, `/info`, `/metrics`.
 
 Nothing is parsed here: request checks live in protocol.py, the handlers in routes.py, embeddings.py and
 streaming.py, the running state in state.py. Models are loaded before the app exists and looked up by name: no
@@ -30,6 +31,15 @@ from onnxpipe.serving.routes import (
     ready_route,
 )
 from onnxpipe.serving.state import ServerState
+from onnxpipe.serving.tei import (
+    decode_route,
+    embed_route,
+    predict_route,
+    rerank_route,
+    similarity_route,
+    tei_error,
+    tokenize_route,
+)
 
 
 def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
@@ -58,6 +68,13 @@ def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
         post("/hf/models/{name}", hf_api_route(state)),
         post("/v1/embeddings", embeddings_route(state), error_body=openai_error),
         get("/v1/models", models_route(state)),
+        # text-embeddings-inference's routes (tei.py), with TEI's error bodies
+        post("/embed", embed_route(state), error_body=tei_error),
+        post("/rerank", rerank_route(state), error_body=tei_error),
+        post("/predict", predict_route(state), error_body=tei_error),
+        post("/similarity", similarity_route(state), error_body=tei_error),
+        post("/tokenize", tokenize_route(state), error_body=tei_error),
+        post("/decode", decode_route(state), error_body=tei_error),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = state

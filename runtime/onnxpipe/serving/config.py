@@ -61,6 +61,8 @@ class ServeConfig:
     drain_timeout_s: float = 30.0
     api_key: Optional[str] = field(default=None, repr=False)
     embedding_pooling: str = "mean"
+    # inputs one request to a TEI route (/embed, /rerank, /predict, /similarity, /tokenize, /decode) may carry: 413 past it
+    max_client_batch_size: int = 32
     # image/audio inputs in requests are inline data (base64) unless these are turned on: a string naming a
     # file or URL would otherwise make the server read its own files or fetch URLs for the client
     allow_media_files: bool = False
@@ -78,6 +80,7 @@ class ServeConfig:
         _check(self.max_batch_size >= 1, f"--max-batch-size must be >= 1 (1 turns batching off), got {self.max_batch_size}.")
         _check(self.max_wait_ms >= 0, f"--max-wait-ms must be >= 0, got {self.max_wait_ms}.")
         _check(self.max_queue >= 1, f"--max-queue must be >= 1, got {self.max_queue}.")
+        _check(self.max_client_batch_size >= 1, f"--max-client-batch-size must be >= 1, got {self.max_client_batch_size}.")
         _check(self.timeout_s > 0, f"--timeout must be > 0 seconds, got {self.timeout_s}.")
         _check(self.max_body_bytes >= 1, f"--max-body-bytes must be >= 1, got {self.max_body_bytes}.")
         _check(self.drain_timeout_s >= 0, f"--drain-timeout must be >= 0 seconds, got {self.drain_timeout_s}.")

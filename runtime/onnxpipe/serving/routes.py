@@ -29,6 +29,7 @@ from onnxpipe.serving.protocol import (
 )
 from onnxpipe.serving.state import ServerState
 from onnxpipe.serving.streaming import stream_response
+from onnxpipe.serving.tei import tei_info
 
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorBody = Callable[[RequestError], dict]
@@ -160,10 +161,11 @@ def info_route(state: ServerState) -> Handler:
             "server": {
                 "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait_ms, "max_queue": config.max_queue,
                 "timeout_s": config.timeout_s, "max_body_bytes": config.max_body_bytes, "api_key": config.api_key is not None,
-                "embedding_pooling": config.embedding_pooling,
+                "embedding_pooling": config.embedding_pooling, "max_client_batch_size": config.max_client_batch_size,
                 "allow_media_files": config.allow_media_files, "allow_media_urls": config.allow_media_urls,
             },
             "limits": config.limits.as_dict(),
+            **tei_info(state),  # text-embeddings-inference's keys, for its clients
         })
 
     return handler
