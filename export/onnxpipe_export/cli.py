@@ -65,7 +65,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     try:
         recipe = EXPORT_TASKS.get(normalize_task(args.task))
-        generation = recipe is not None and recipe.kind == "generation"  # generation tasks also write q4
+        # generation tasks also write q4, and so does speech recognition (Whisper; CTC refuses it on export)
+        generation = recipe is not None and (recipe.kind == "generation" or recipe.task == "automatic-speech-recognition")
         dtypes = parse_dtypes(
             [d for value in args.dtype or ["fp32"] for d in value.split(",") if d.strip()],
             allowed=GENERATION_DTYPES if generation else WRITABLE_DTYPES,

@@ -30,6 +30,14 @@ def _quality(figures: Any) -> str:
     )
 
 
+def _speech(figures: Any) -> str:
+    """A Whisper variant's word error rates on the export's speech clips (whisper_speech.py), in words."""
+    return (
+        f"speech WER: {figures['wer_vs_text']:.1%} vs reference texts, {figures['wer_vs_torch']:.1%} vs torch, "
+        f"{figures['wer_vs_fp32']:.1%} vs fp32 transcripts"
+    )
+
+
 def _total_size(entry: dict[str, Any]) -> int:
     return entry["size"] + sum(d["size"] for d in entry.get("external_data", {}).values())
 
@@ -45,6 +53,8 @@ def format_summary(output: str, manifest: dict[str, Any], warnings: Sequence[str
         lines.append(f"  {name:<{width}}  {entry['dtype']:<4}  {size:8.2f} MB  {_figures(entry['validation'])}")
         if entry.get("quality"):
             lines.append(f"  {'':<{width}}  {'':<4}  {'':>11}  {_quality(entry['quality'])}")
+        if (entry.get("validation") or {}).get("speech") and entry.get("component") == "decoder":
+            lines.append(f"  {'':<{width}}  {'':<4}  {'':>11}  {_speech(entry['validation']['speech'])}")
     sizes = {e["dtype"]: _total_size(e) for e in files.values()}
     if "int8" in sizes and sizes.get("fp32"):
         lines.append(f"  int8 / fp32 size: {sizes['int8'] / sizes['fp32']:.2f}")

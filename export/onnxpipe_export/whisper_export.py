@@ -2,8 +2,11 @@
 
 optimum's `automatic-speech-recognition-with-past` task writes the encoder (input_features -> last_hidden_state)
 and three decoders; as for text encoder-decoders only the merged decoder is kept (generative_components.py stages
-both paths' graphs). Each dtype's pair is checked against torch on generated audio (whisper_validate.py). CTC speech
-models keep the single-graph path (graph_export.py).
+both paths' graphs). Each dtype's pair is checked against torch on generated audio (whisper_validate.py) and
+transcribes packaged speech clips, whose word error rates go into the manifest with the clips
+(whisper_speech.py, rerun by `onnxpipe check`). When the generation config names alignment heads, every merged
+decoder also outputs their layers' cross-attentions, for word timestamps (whisper_attentions.py). q4 writes a 4-bit
+decoder and an 8-bit encoder (Q4_COMPONENTS). CTC speech models keep the single-graph path (graph_export.py).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from onnxpipe.cpu import this_cpu
 from onnxpipe.manifest import variant_filename, write_manifest
+from onnxpipe.validation import REFERENCES_NAME
 
 from . import generative_validate
+from . import whisper_speech as speech
 from . import whisper_validate as check
 from .deps import created_with
 from .dtypes import GENERATION_DTYPES, parse_dtypes
@@ -23,12 +29,13 @@ from .errors import UnsupportedTaskError, ValidationError
 from .folder import install
 from .generative_components import stage_components
 from .generative_variants import merged_decoder_variant, write_generation_variant
-from .manifest_entries import component_entries, optimization_entry, source_entry, support_entries
+from .manifest_entries import component_entries, file_info, optimization_entry, source_entry, support_entries
 from .onnx_files import opset
 from .scratch_export import ExportResult, run_export
 from .source import resolve_source
 from .support import copy_support_files
 from .tasks import ExportTask
+from .whisper_attentions import add_cross_attention_outputs, alignment_layers
 
 OPTIMUM_TASK = "automatic-speech-recognition-with-past"
 COMPONENTS = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
@@ -41,6 +48,8 @@ CACHE_NOTE = (
     "present.N.encoder.* is the cross-attention cache from the first step only: keep the first step's. "
     "The encoder takes input_features (batch, num_mel_bins, 2 * max_source_positions)."
 )
+# the weights each component of the q4 variant gets: measured on real Whisper base (benchmarks/whisper_quality.py)
+Q4_COMPONENTS = {"encoder": "int8", "decoder": "q4"}
 
 
 def is_whisper_checkpoint(model: Union[str, os.PathLike[str]], revision: Optional[str] = None) -> bool:
@@ -75,9 +84,9 @@ def export_whisper(
     validate: bool = True,
 ) -> ExportResult:
     """Export a Whisper checkpoint for automatic-speech-recognition (api.export dispatches here)."""
-    dtypes = parse_dtypes(dtype, allowed=tuple(d for d in GENERATION_DTYPES if d != "q4"))
+    dtypes = parse_dtypes(dtype, allowed=GENERATION_DTYPES)
     return run_export(
-        output, 4 + sum(d != "fp32" for d in dtypes), quiet,
+        output, 5 + sum(d != "fp32" for d in dtypes), quiet,
         lambda out, work, progress, notes: _run(model, dtypes, out, revision, validate, work, progress, notes),
     )
 
@@ -114,27 +123,52 @@ def _run(
             validations["fp32"] = figures
 
     quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    encoder_quantization: dict[str, Optional[dict[str, Any]]] = {"fp32": None}
+    layers = alignment_layers(generation.get("alignment_heads"))
+    attention_outputs = add_cross_attention_outputs(pair("fp32")[0], layers) if layers else []
     for dtype in dtypes:
         if dtype == "fp32":
             continue
         with progress.step(f"{dtype} variant"):
-            write_generation_variant(dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1])
-            quantization[dtype] = merged_decoder_variant(dtype, optimum_folder, pair(dtype)[0])
+            encoder_dtype = Q4_COMPONENTS["encoder"] if dtype == "q4" else dtype
+            decoder_dtype = Q4_COMPONENTS["decoder"] if dtype == "q4" else dtype
+            encoder_quantization[dtype] = write_generation_variant(
+                encoder_dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1]
+            )
+            quantization[dtype] = merged_decoder_variant(decoder_dtype, optimum_folder, pair(dtype)[0])
+            if layers:
+                add_cross_attention_outputs(pair(dtype)[0], layers)
             if reference is not None:
                 validations[dtype] = check.validate_files(*pair(dtype), reference, None)
                 warning = generative_validate.quality_warning(variant_filename(dtype, COMPONENTS["decoder"]), validations[dtype])
                 if warning:
                     notes.append(warning)
 
+    support = copy_support_files(source.path, optimum_folder, staging)
+    for needed in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
+        if needed not in support:
+            raise UnsupportedTaskError(
+                f"{str(source.path)!r} has no {needed} (and optimum wrote none); the runtime needs it for Whisper. "
+                "Save the processor (WhisperProcessor.save_pretrained, fast tokenizer) and the generation config."
+            )
+    stored: dict[str, Any] = {}
+    with progress.step("word error rate on speech" if validate else "skip the speech check"):
+        if validate:
+            spoken = speech.torch_speech_reference(source.path, generation)
+            figures = speech.measure_variants(staging, dtypes, spoken)
+            notes.extend(speech.speech_warnings(figures, COMPONENTS["decoder"]))
+            for dtype, numbers in figures.items():
+                validations[dtype] = {**(validations.get(dtype) or {}), "speech": numbers}
+            stored = {**speech.speech_validation(staging, spoken, figures),
+                      "references": {"file": REFERENCES_NAME, **file_info(staging / REFERENCES_NAME)},
+                      "measured_on": this_cpu().manifest_entry()}
+
+    def quantization_of(dtype: str, name: str) -> Optional[dict[str, Any]]:
+        encoder = name == variant_filename(dtype, COMPONENTS["encoder"])
+        return (encoder_quantization if encoder else quantization)[dtype]
+
     with progress.step("write folder"):
-        support = copy_support_files(source.path, optimum_folder, staging)
-        for needed in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
-            if needed not in support:
-                raise UnsupportedTaskError(
-                    f"{str(source.path)!r} has no {needed} (and optimum wrote none); the runtime needs it for Whisper. "
-                    "Save the processor (WhisperProcessor.save_pretrained, fast tokenizer) and the generation config."
-                )
-        files = component_entries(staging, dtypes, COMPONENTS, lambda dtype, name: quantization[dtype], validations)
+        files = component_entries(staging, dtypes, COMPONENTS, quantization_of, validations)
         manifest: dict[str, Any] = {
             "task": RECIPE.task,
             "source": source_entry(source.model, source.revision, source.config),
@@ -147,8 +181,14 @@ def _run(
             "default_dtype": dtypes[0],
             "files": files,
             "support_files": support_entries(staging, support),
-            "validation": {"inputs": reference.description, "per_dtype": "figures of each dtype's pair of files"}
+            "validation": {"inputs": reference.description, "per_dtype": "figures of each dtype's pair of files", **stored}
             if reference is not None else None,
+            "word_timestamps": {
+                "alignment_heads": generation.get("alignment_heads"), "decoder_outputs": attention_outputs,
+                "note": "cross-attention probabilities of the alignment heads' layers, read by one extra decoder pass "
+                "per window when return_timestamps='word'",
+            } if attention_outputs else None,
+            "q4_components": dict(Q4_COMPONENTS) if "q4" in dtypes else None,
         }
         install(staging, out)
         path = write_manifest(out, manifest)

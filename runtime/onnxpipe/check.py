@@ -21,6 +21,7 @@ from onnxpipe.errors import MissingModelFileError
 from onnxpipe.manifest import MANIFEST_NAME
 from onnxpipe.model_folder import ModelFolder
 from onnxpipe.quality import check_generation_folder
+from onnxpipe.tasks.whisper.check import check_whisper_folder, is_whisper
 from onnxpipe.validation import (
     REFERENCES_NAME,
     Comparison,
@@ -84,6 +85,7 @@ def is_generation(manifest: Mapping[str, Any]) -> bool:
 Checker = Callable[[ModelFolder], FolderCheck]
 CHECKERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Checker], ...] = (
     ("generation", is_generation, check_generation_folder),
+    ("whisper", is_whisper, check_whisper_folder),  # word error rates on stored speech (tasks/whisper/check.py)
     ("graph", lambda manifest: True, check_graph_folder),
 )
 

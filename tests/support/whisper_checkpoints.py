@@ -5,7 +5,8 @@ Whisper's order (<|endoftext|>, <|startoftranscript|>, language tokens, <|transl
 <|startoflm|>, <|startofprev|>, <|nocaptions|>, <|notimestamps|>) and the 1501 timestamp tokens
 <|0.00|> .. <|30.00|>, saved with WhisperTokenizerFast.save_pretrained. generation_config.json carries what
 a hub Whisper's does (lang_to_id, task_to_id, forced_decoder_ids with an undefined language, no_timestamps_token_id,
-suppress_tokens, begin_suppress_tokens, max_initial_timestamp_index), with max_length 48 to keep decoding short.
+suppress_tokens, begin_suppress_tokens, max_initial_timestamp_index, alignment_heads), with max_length 48 to keep
+decoding short.
 
 Weights are drawn with a fixed seed and a larger scale than transformers' default, so transcripts depend on
 the audio; the timestamp rows of the (tied) output embedding are scaled so that text and timestamps both
@@ -77,6 +78,7 @@ def generation_config(tok: Any) -> dict[str, Any]:
         "prev_sot_token_id": ids["<|startofprev|>"],
         "is_multilingual": True,
         "max_initial_timestamp_index": 50,
+        "alignment_heads": [[0, 1], [1, 0], [1, 1]],  # (decoder layer, head) pairs: word timestamps
         "transformers_version": "4.57.6",
     }
 

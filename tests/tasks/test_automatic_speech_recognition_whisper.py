@@ -183,7 +183,6 @@ def test_export_writes_the_whisper_pair_and_its_validation(whisper):
     "options, error, match",
     [
         ({"return_timestamps": "char"}, InvalidOptionError, "cannot return `char` timestamps"),
-        ({"return_timestamps": "word"}, InvalidOptionError, "cross-attention"),
         ({"language": "klingon"}, InvalidOptionError, "Unsupported language: klingon"),
         ({"language": "ja"}, InvalidOptionError, "not in the generation config's lang_to_id"),
         ({"generate_kwargs": {"task": "summarize"}}, InvalidOptionError, "summarize"),

@@ -4,6 +4,8 @@ Encode, settle the decoder prompt (detecting the language when needed), run the 
 Whisper's timestamp rules as an extra processor, strip padding and EOS, then cut the window at its timestamp
 pairs (`retrieve_segments`) and resume where the last pair closed, until every row's frames are consumed:
 a clip longer than 30 s (long-form, no chunk_length_s) takes several windows, a short one usually one.
+For word timestamps each decoded window is run once more through the decoder to read its cross-attentions
+(alignment.py), which gives every token a time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from onnxpipe.generation.generate import generate, generation_lengths, special_t
 from onnxpipe.generation.io_binding import ENCODER_HIDDEN
 from onnxpipe.generation.onnx_decoder import CacheState
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
+from onnxpipe.tasks.whisper.alignment import OUTPUT_PREFIX, head_weights, token_times
 from onnxpipe.tasks.whisper.prompt import Language, PromptSettings, init_tokens
 from onnxpipe.tasks.whisper.timestamps import TIME_PRECISION, TimestampRules, retrieve_segments, strip_generated
 
@@ -64,6 +67,17 @@ class WhisperSettings:
     max_target_positions: int
     vocab_size: int
     prompt_ids: Optional[tuple[int, ...]] = None  # put before every window's decoder prompt ("first-segment")
+    alignment: Optional[Alignment] = None  # set for word timestamps: each token gets a time
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """What token times need: the alignment heads ((layer, head) pairs), the median filter width, and each row's
+    mel frames of real audio (the attention past them is cropped)."""
+
+    heads: tuple[tuple[int, int], ...]
+    median_width: int
+    num_frames: Optional[tuple[int, ...]] = None
 
 
 class WhisperModel:
@@ -94,7 +108,12 @@ class WhisperModel:
         return _masked_argmax(logits, ids)
 
     def transcribe(self, features: np.ndarray, settings: WhisperSettings) -> list[np.ndarray]:
-        """The tokens of each row of (B, mel, frames >= 3000) features, prompt, padding and EOS removed.
+        """The tokens of each row of (B, mel, frames >= 3000) features, prompt, padding and EOS removed."""
+        return [tokens for tokens, _ in self.transcribe_timed(features, settings)]
+
+    def transcribe_timed(self, features: np.ndarray, settings: WhisperSettings) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+        """(tokens, each token's time in seconds or None) of each row of (B, mel, frames >= 3000) features; times
+        when settings.alignment is set.
 
         As transformers' generate() loop: every row starts at frame 0 and, after each window, seeks to the end
         of its last closed timestamp pair (or past the whole window), until all rows reach their last frame.
@@ -124,6 +143,7 @@ class WhisperModel:
             prompt = np.concatenate([previous, prompt], axis=1)
         seek = np.zeros(rows, dtype=np.int64)
         pieces: list[list[np.ndarray]] = [[] for _ in range(rows)]
+        times: list[list[np.ndarray]] = [[] for _ in range(rows)]
         while (seek < total).any():
             active = np.nonzero(seek < total)[0]
             frames = np.minimum(total - seek[active], WINDOW_FRAMES)
@@ -134,18 +154,45 @@ class WhisperModel:
                 for j, (row, count) in enumerate(zip(active, frames)):
                     cut[j, :, :count] = features[row, :, seek[row] : seek[row] + count]
                 windows = EncodedWindows(self.seq2seq, self.encode(cut))
-            tokens = self.decode_windows(windows, prompt[active], settings, timestamps)
-            for row, count, sequence in zip(active, frames, tokens):
+            tokens, sequences = self.decode_windows(windows, prompt[active], settings, timestamps)
+            aligned = self.align(windows, sequences, prompt.shape[1], settings.alignment, seek[active], active)
+            for j, (row, count, sequence) in enumerate(zip(active, frames, tokens)):
                 offset_s = float(seek[row]) * TIME_PRECISION / INPUT_STRIDE
-                segments, offset = retrieve_segments(sequence, offset_s, begin, int(count), INPUT_STRIDE)
+                segments, offset = retrieve_segments(sequence, offset_s, begin, int(count), INPUT_STRIDE,
+                                                     None if aligned is None else aligned[j])
                 if offset <= 0:
                     raise InvalidInputError(
                         f"Decoding made no progress at {offset_s:.2f} s: the window ended on a timestamp pair at its start, "
                         "where transformers would loop forever. Pass chunk_length_s=30 to decode fixed windows instead."
                     )
                 pieces[row].extend(s.tokens for s in segments)
+                times[row].extend(s.times for s in segments if s.times is not None)
                 seek[row] += offset
-        return [np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in pieces]
+        return [
+            (np.concatenate(p) if p else np.zeros(0, dtype=np.int64),
+             None if settings.alignment is None else (np.concatenate(t) if t else np.zeros(0, dtype=np.float32)))
+            for p, t in zip(pieces, times)
+        ]
+
+    def align(self, windows: EncodedWindows, sequences: np.ndarray, prompt_length: int, alignment: Optional[Alignment],
+              seek: np.ndarray, rows: np.ndarray) -> Optional[list[np.ndarray]]:
+        """Each row's generated-token times (padding and EOS included, as generated) from one decoder pass over the
+        decoded sequences without a cache; None without `alignment`."""
+        if alignment is None:
+            return None
+        fed = sequences[:, :-1]  # the last token was never fed back: transformers has no attention row for it
+        layers = sorted({layer for layer, _ in alignment.heads})
+        names = [f"{OUTPUT_PREFIX}{layer}" for layer in layers]
+        decoder = self.seq2seq.decoder
+        feeds = {"input_ids": fed, ENCODER_HIDDEN: windows.hidden, "use_cache_branch": np.array([False]),
+                 **self.seq2seq.layout.empty(fed.shape[0])}
+        attentions = decoder.run(feeds, names)
+        by_layer = {layer: attentions[name] for layer, name in zip(layers, names)}
+        frames = [None if alignment.num_frames is None else int(alignment.num_frames[row]) - int(seek[j])
+                  for j, row in enumerate(rows)]
+        crops = 2 if len(set(frames)) == 1 else 1
+        return [token_times(head_weights(by_layer, alignment.heads, j), prompt_length, frames[j], alignment.median_width, crops)
+                for j in range(len(rows))]
 
     def prompt(self, windows: EncodedWindows, settings: WhisperSettings, timestamps: bool) -> np.ndarray:
         rows = windows.hidden.shape[0]
@@ -153,7 +200,8 @@ class WhisperModel:
                            lambda: self.detect_language(windows, settings.prompt))
 
     def decode_windows(self, windows: EncodedWindows, prompt: np.ndarray, settings: WhisperSettings,
-                       timestamps: bool) -> list[np.ndarray]:
+                       timestamps: bool) -> tuple[list[np.ndarray], np.ndarray]:
+        """Each row's generated tokens (padding and EOS removed) and the (rows, prompt + generated) sequences."""
         config = settings.config
         length = prompt.shape[1]
         if config.max_new_tokens is not None and config.max_new_tokens + length > settings.max_target_positions:
@@ -177,7 +225,7 @@ class WhisperModel:
                              processors=processors, decoder_input_ids=prompt)
         eos, pad, _ = special_tokens(config, True)
         eos_id = eos[0] if eos else None
-        return [strip_generated(row[length:], pad, eos_id) for row in sequences]
+        return [strip_generated(row[length:], pad, eos_id) for row in sequences], np.asarray(sequences)
 
 
 def _masked_argmax(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:

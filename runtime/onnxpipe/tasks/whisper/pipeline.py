@@ -5,8 +5,9 @@ Options as transformers takes them: `return_timestamps` (True: segment chunks), 
 per generate call), and the generation options directly or in `generate_kwargs` (`language`, `task`,
 `prompt_ids`, `max_new_tokens`, `num_beams`...). Defaults as transformers: 5 beams and 256 new tokens where the model's
 generation config leaves the library defaults. Clips longer than 30 s without chunk_length_s are decoded
-long-form (window after window, resuming at the last timestamp). Word timestamps need cross-attention outputs
-the exported graphs do not give, and temperature sampling / fallback is not implemented: both raise.
+long-form (window after window, resuming at the last timestamp). `return_timestamps="word"` gives word chunks timed
+from the cross-attention of the alignment heads (alignment.py), which needs a decoder exported with
+`cross_attentions.<layer>` outputs. Temperature sampling / fallback is not implemented and raises.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from onnxpipe.options import check_choice, check_number, check_seconds_pair
 from onnxpipe.tasks.audio_base import AUDIO_OPTIONS
 from onnxpipe.tasks.automatic_speech_recognition import CHUNK_MUST, AutomaticSpeechRecognitionPipeline
 from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
+from onnxpipe.tasks.whisper.alignment import OUTPUT_PREFIX
 from onnxpipe.tasks.whisper.decode import WhisperVocabulary, Window, decode_asr
-from onnxpipe.tasks.whisper.generation import WhisperModel, WhisperSettings
+from onnxpipe.tasks.whisper.generation import Alignment, WhisperModel, WhisperSettings
 from onnxpipe.tasks.whisper.prompt import PromptSettings, check_language_and_task
 from onnxpipe.text.tokenizer import token_content
 
@@ -100,8 +102,30 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
         def decode(token_ids: Sequence[int]) -> str:
             return TIMESTAMP_PATTERN.sub("", self.encoder.decode(token_ids, skip_special_tokens=False))
 
+        eos = tokenizer.token_to_id("<|endoftext|>")
         return WhisperVocabulary(ids, no_stamps + 1, tokenizer.token_to_id("<|startofprev|>"),
-                                 tokenizer.token_to_id("<|startoftranscript|>"), decode, tokenizer.id_to_token)
+                                 tokenizer.token_to_id("<|startoftranscript|>"), decode, tokenizer.id_to_token,
+                                 eos if eos is not None else no_stamps)
+
+    def alignment(self) -> Alignment:
+        """The alignment heads and filter width for word timestamps; a clear error when the folder cannot give them."""
+        heads = self.generation_file.get("alignment_heads")
+        if not heads:
+            raise InvalidOptionError(
+                "return_timestamps='word' needs generation_config.json's `alignment_heads` (pairs of decoder layer and "
+                "head whose cross-attention follows the audio), which this model lacks; add them as on the hub and "
+                "re-export, or use return_timestamps=True for segment timestamps."
+            )
+        pairs = tuple((int(layer), int(head)) for layer, head in heads)
+        missing = sorted({f"{OUTPUT_PREFIX}{layer}" for layer, _ in pairs} - set(self.decoder.decoder.output_names))
+        if missing:
+            raise InvalidOptionError(
+                f"return_timestamps='word' needs the decoder's cross-attention outputs {missing}, which "
+                f"{self.decoder.decoder.path.name} does not have (exported before onnxpipe wrote them). Re-export the "
+                "checkpoint: `onnxpipe export CHECKPOINT --task automatic-speech-recognition --output FOLDER` (with the "
+                "same --dtype options), or use return_timestamps=True for segment timestamps."
+            )
+        return Alignment(pairs, int(self.folder.config.get("median_filter_width", 7)))
 
     # -- options -------------------------------------------------------------------------------
     def check_options(self, options: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
@@ -144,11 +168,11 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
                 "`return_timestamps=True` for segment timestamps."
             )
         if stamps == "word":
-            raise InvalidOptionError(
-                "return_timestamps='word' needs Whisper's cross-attention weights (aligned by dynamic time warping), "
-                "which the exported decoder graph does not output; use return_timestamps=True for segment timestamps."
-            )
-        check_choice("return_timestamps", stamps, (None, True, False), must="must be True, False or None for Whisper")
+            self.alignment()
+            if options["prompt_ids"] is not None:
+                raise InvalidOptionError("return_timestamps='word' with prompt_ids is not implemented; remove one of them.")
+        else:
+            check_choice("return_timestamps", stamps, (None, True, False), must="must be True, False, None or 'word' for Whisper")
         check_choice("return_language", options["return_language"], (None, True, False), must="must be True, False or None")
         self._check_chunking(options)
         self._prompt_ids(options)
@@ -225,6 +249,7 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
             max_target_positions=int(self.folder.config.get("max_target_positions", 448)),
             vocab_size=int(self.folder.config.get("vocab_size", 0)),
             prompt_ids=self._prompt_ids(options),
+            alignment=self.alignment() if stamps == "word" else None,
         )
         return settings, stamps
 
@@ -235,8 +260,8 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
 
     def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
         settings, stamps = self.settings(options)
-        windows: list[tuple[int, np.ndarray, Optional[tuple[float, float, float]]]] = []
-        long_form: dict[int, np.ndarray] = {}
+        windows: list[tuple[int, dict[str, np.ndarray], Optional[tuple[float, float, float]]]] = []
+        long_form: dict[int, dict[str, np.ndarray]] = {}
         for index, item in enumerate(items):
             if isinstance(item, dict) and "stride" in item:
                 raise InvalidInputError("An input 'stride' is for CTC models; with Whisper pass chunk_length_s instead.")
@@ -244,25 +269,27 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
             if options["chunk_length_s"]:
                 windows.extend((index, features, stride) for features, stride in self.chunks(clip, options))
             elif clip.shape[0] > self.extractor.n_samples:
-                long_form[index] = self.extractor([clip], truncation=False)["input_features"]
+                long_form[index] = self.extractor([clip], truncation=False, attention_mask=True)
             else:
-                windows.append((index, self.extractor([clip])["input_features"], None))
+                windows.append((index, self.extractor([clip], attention_mask=True), None))
         decoded: list[list[Window]] = [[] for _ in items]
         size = options["batch_size"]
         for start in range(0, len(windows), size):
             batch = windows[start : start + size]
-            tokens = self.model.transcribe(np.concatenate([w[1] for w in batch]), settings)
-            for (index, _, stride), row in zip(batch, tokens):
-                decoded[index].append(Window([int(t) for t in row], stride))
+            rows = self.model.transcribe_timed(np.concatenate([w[1]["input_features"] for w in batch]),
+                                               _with_frames(settings, [w[1] for w in batch]))
+            for (index, _, stride), (tokens, times) in zip(batch, rows):
+                decoded[index].append(Window([int(t) for t in tokens], stride, _seconds(times)))
         for index, features in long_form.items():
-            decoded[index].append(Window([int(t) for t in self.model.transcribe(features, settings)[0]]))
+            tokens, times = self.model.transcribe_timed(features["input_features"], _with_frames(settings, [features]))[0]
+            decoded[index].append(Window([int(t) for t in tokens], None, _seconds(times)))
         results = []
         for parts in decoded:
             text, optional = decode_asr(parts, self.vocabulary, stamps, options["return_language"], self.time_precision)
             results.append({"text": text, **optional})
         return results
 
-    def chunks(self, clip: np.ndarray, options: dict[str, Any]) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
+    def chunks(self, clip: np.ndarray, options: dict[str, Any]) -> list[tuple[dict[str, np.ndarray], tuple[float, float, float]]]:
         """transformers' chunk_iter: overlapping windows with (length, left, right) strides, here in seconds."""
         window, left, right = self.chunk_sizes(options)
         rate = float(self.sampling_rate)
@@ -272,8 +299,20 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
             last = start + window >= clip.shape[0]
             stride = (part.shape[0] / rate, (0 if start == 0 else left) / rate, (0 if last else right) / rate)
             if part.shape[0] > (0 if start == 0 else left):
-                pieces.append((self.extractor([part])["input_features"], stride))
+                pieces.append((self.extractor([part], attention_mask=True), stride))
             if last:
                 break
         return pieces
 
+
+def _with_frames(settings: WhisperSettings, features: Sequence[dict[str, np.ndarray]]) -> WhisperSettings:
+    """The settings with each row's mel frames of real audio (from the feature extractor's attention mask), which
+    word timestamps crop the attention to; unchanged without word timestamps."""
+    if settings.alignment is None:
+        return settings
+    frames = tuple(int(f["attention_mask"].sum()) for f in features)
+    return replace(settings, alignment=replace(settings.alignment, num_frames=frames))
+
+
+def _seconds(times: Optional[np.ndarray]) -> Optional[list[float]]:
+    return None if times is None else [float(t) for t in times]

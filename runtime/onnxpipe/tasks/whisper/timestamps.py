@@ -67,6 +67,7 @@ class Segment:
     start: float
     end: float
     tokens: np.ndarray
+    times: Optional[np.ndarray] = None  # each token's time in seconds (word timestamps), offset like start
 
 
 def strip_generated(sequence: np.ndarray, pad_token_id: Optional[int], eos_token_id: Optional[int]) -> np.ndarray:
@@ -84,12 +85,17 @@ def strip_generated(sequence: np.ndarray, pad_token_id: Optional[int], eos_token
 
 
 def retrieve_segments(sequence: np.ndarray, time_offset: float, timestamp_begin: int, window_frames: int,
-                      input_stride: int) -> tuple[list[Segment], int]:
+                      input_stride: int, times: Optional[np.ndarray] = None) -> tuple[list[Segment], int]:
     """Cut a window's tokens at consecutive timestamp pairs; return the segments and how many mel frames to seek.
 
     A window ending in one timestamp (or none) is consumed whole; otherwise decoding resumes at the last closed
-    pair, and the tokens after it are dropped (they are decoded again in the next window).
+    pair, and the tokens after it are dropped (they are decoded again in the next window). `times` (one per
+    generated token, window-relative) are cut the same way and offset by `time_offset` (float32, as transformers).
     """
+
+    def cut_times(start: int, stop: int) -> Optional[np.ndarray]:
+        return None if times is None else (times[start:stop] + np.float32(time_offset)).astype(np.float32)
+
     is_stamp = sequence >= timestamp_begin
     single_ending = is_stamp[-2:].tolist() == [False, True]
     cuts = (np.nonzero(is_stamp[:-1] & is_stamp[1:])[0] + 1).tolist()
@@ -106,6 +112,7 @@ def retrieve_segments(sequence: np.ndarray, time_offset: float, timestamp_begin:
                 time_offset + float(piece[0] - timestamp_begin) * TIME_PRECISION,
                 time_offset + float(piece[end_index] - timestamp_begin) * TIME_PRECISION,
                 piece,
+                cut_times(last, cut),
             ))
             last = cut
         if single_ending:
@@ -115,4 +122,4 @@ def retrieve_segments(sequence: np.ndarray, time_offset: float, timestamp_begin:
     last_position = float(int(window_frames * TIME_PRECISION_FEATURES / TIME_PRECISION))
     if stamps.size and stamps[-1] != timestamp_begin:
         last_position = float(stamps[-1] - timestamp_begin)
-    return [Segment(time_offset, time_offset + last_position * TIME_PRECISION, sequence)], window_frames
+    return [Segment(time_offset, time_offset + last_position * TIME_PRECISION, sequence, cut_times(0, len(sequence)))], window_frames
