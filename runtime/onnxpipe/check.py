@@ -47,8 +47,7 @@ def _references(folder: ModelFolder, manifest: Mapping[str, Any]) -> tuple[dict[
         raise MissingModelFileError(
             f"{folder.path} holds no stored validation references ({REFERENCES_NAME}). Folders exported by this "
             f"version of onnxpipe for single-graph tasks carry them; re-export with `{how}` (with the same --dtype "
-            f"options) to check it on this machine. Whisper folders (task {kind!r} here, if it is one) store "
-            "none yet: their export compares generated tokens with torch."
+            f"options) to check it on this machine (this folder's task: {kind!r})."
         )
     return validation, verified_file(folder.path, entry, "references")
 
