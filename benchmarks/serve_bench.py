@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -126,10 +126,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(folder: Path, port: int, batch: int, wait_ms: float, log: Path, env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+def start_server(folder: Path, port: int, batch: int, wait_ms: float, log: Path, env: Optional[dict[str, str]] = None,
+                 extra: Sequence[str] = ()) -> subprocess.Popen:
     """One `onnxpipe serve` process on loopback, int8; returns once its port accepts connections."""
     args = [sys.executable, "-m", "onnxpipe.cli", "serve", "--model", f"m={folder}", "--dtype", "int8", "--port", str(port),
-            "--max-batch-size", str(batch), "--max-wait-ms", str(wait_ms), "--max-queue", "1024"]
+            "--max-batch-size", str(batch), "--max-wait-ms", str(wait_ms), "--max-queue", "1024", *extra]
     proc = subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -22,18 +22,20 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import serve_bench as bench
 
 
-def start(folder: Path, source: Optional[Path], batch: int, wait_ms: float, log: Path) -> tuple[int, subprocess.Popen]:
-    """One server for `folder`, from `source` (an older package directory) or from this checkout."""
+def start(folder: Path, source: Optional[Path], batch: int, wait_ms: float, log: Path,
+          extra: Sequence[str] = ()) -> tuple[int, subprocess.Popen]:
+    """One server for `folder`, from `source` (an older package directory) or from this checkout, with `extra`
+    flags."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source) + os.pathsep + env.get("PYTHONPATH", "")
     port = bench.free_port()
-    return port, bench.start_server(folder, port, batch, wait_ms, log, env=env)
+    return port, bench.start_server(folder, port, batch, wait_ms, log, env=env, extra=extra)
 
 
 def version_of(source: Optional[Path]) -> str:
@@ -49,12 +51,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every cell: `rounds` alternating windows per side, one ratio per round."""
     rows = []
     models = ({name: (Path(folder), "", {}) for name, folder in (m.split("=", 1) for m in args.model)} if args.model
-              else bench.model_folders(Path(args.work)))
+              else {name: spec for name, spec in bench.model_folders(Path(args.work)).items() if args.only.lower() in name.lower()})
     for name, (folder, _what, params) in models.items():
         servers = {}
         try:
-            for side, source in (("old", Path(args.old)), ("new", None)):
-                servers[side] = start(folder, source, args.max_batch_size, args.max_wait_ms, Path(args.work) / f"overhead-{side}.log")
+            for side, source, extra in (("old", Path(args.old) if args.old else None, args.old_args.split()),
+                                        ("new", None, args.new_args.split())):
+                servers[side] = start(folder, source, args.max_batch_size, args.max_wait_ms,
+                                      Path(args.work) / f"overhead-{side}.log", extra)
             for mix in args.mixes:
                 corpus = bench.texts(512, bench.MIXES[mix])
                 for concurrency in args.concurrency:
@@ -93,8 +97,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"`onnxpipe serve`, int8, batching on (`--max-batch-size {args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}`), "
-        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), client on the same machine; old = `{args.old}`, "
-        f"new = this checkout, both servers up at once; {args.rounds} rounds of {args.seconds:g} s per side (after "
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), client on the same machine; old = "
+        f"`{args.old or 'this checkout'}` {args.old_args}, new = this checkout {args.new_args}, both servers up at once; {args.rounds} rounds of {args.seconds:g} s per side (after "
         f"{args.warmup:g} s warm-up), order flipped each round. Throughput ratio = new / old req/s within a round; "
         "CPU per request = the server process's CPU time (all threads) over the requests it answered in the window, "
         "which other load on a shared machine disturbs far less than wall-clock throughput.",
@@ -113,11 +117,15 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", required=True, help="directory holding the older onnxpipe package")
+    parser.add_argument("--old", help="directory holding the older onnxpipe package (default: this checkout on both "
+                        "sides, to compare server flags)")
+    parser.add_argument("--old-args", default="", help="extra `onnxpipe serve` flags of the old side")
+    parser.add_argument("--new-args", default="", help="extra `onnxpipe serve` flags of the new side, e.g. '--max-batch-tokens 2048'")
     parser.add_argument("--work", default=str(bench.ROOT / "out" / "bench"))
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                         help="serve these exported folders (no parameters) instead of the bench's two models; a tiny model "
                              "shows the serving code's own cost per request")
+    parser.add_argument("--only", default="", help="only the bench models whose name contains this (e.g. MiniLM)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
@@ -128,9 +136,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--markdown", help="write the table here")
     args = parser.parse_args(argv)
-    old, new = version_of(Path(args.old)), version_of(None)
-    if old == new:
+    old, new = version_of(Path(args.old) if args.old else None), version_of(None)
+    if args.old and old == new:
         raise SystemExit(f"--old {args.old} does not hold an onnxpipe package: both sides import {new}")
+    if not args.old and args.old_args == args.new_args:
+        raise SystemExit("without --old, give the two sides different flags (--old-args / --new-args)")
     print(f"old: {old}\nnew: {new}", file=sys.stderr)
     rows = run(args)
     bench.write_outputs(rows, markdown(rows, args), args)

@@ -61,6 +61,7 @@ class Batcher:
         on_call: Optional[Callable[[int, float], None]] = None,
         on_probe: Optional[Callable[[str], None]] = None,
         on_wait: Optional[Callable[[float], None]] = None,
+        max_batch_tokens: Optional[int] = None,
     ):
         self.name = name
         self.pipe = pipe
@@ -68,7 +69,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_wait = on_wait or (lambda seconds: None)
-        self.coalescer = Coalescer(pipe, max_batch_size, on_call=on_call, on_probe=on_probe)
+        self.coalescer = Coalescer(pipe, max_batch_size, on_call=on_call, on_probe=on_probe, max_batch_tokens=max_batch_tokens)
         self.queue: deque[_Pending] = deque()
         self.cond = threading.Condition()
         self.busy = False

@@ -110,25 +110,46 @@ class Outcome:
 # cost against ~0.03 ms per character on all-MiniLM-L6-v2 int8, ~11 ms against ~0.15 ms on bert-base): the price of a
 # call, in the unit of padding.
 CALL_COST_CHARS = 64
+CALL_COST_TOKENS = 16  # the same price in tokens (about 4 characters per token in English)
 
 
-def padding_runs(jobs: Sequence[Job], indices: Sequence[int], limit: int, call_cost: int = CALL_COST_CHARS) -> list[list[int]]:
+def padding_runs(jobs: Sequence[Job], indices: Sequence[int], limit: int, call_cost: int = CALL_COST_CHARS,
+                 sizes: Optional[Sequence[int]] = None, max_tokens: Optional[int] = None) -> list[list[int]]:
     """Split `indices` into runs of at most `limit` jobs of similar input size, choosing the cuts that minimize
-    sum(run length x longest input in the run) + call_cost per run: padding against the fixed cost of a call."""
-    order = sorted(indices, key=lambda i: jobs[i].size)
-    sizes = [jobs[i].size for i in order]
+    sum(run length x longest input in the run) + call_cost per run: padding against the fixed cost of a call.
+
+    `sizes` (one per index, e.g. token counts) replaces the jobs' JSON sizes; with `max_tokens`, a run of several
+    jobs also keeps run length x its longest size within that budget (a token budget, as TEI's --max-batch-tokens):
+    a long input then runs with few others and short ones fill a run."""
+    size_of = dict(zip(indices, sizes)) if sizes is not None else {i: jobs[i].size for i in indices}
+    order = sorted(indices, key=lambda i: size_of[i])
+    lengths = [size_of[i] for i in order]
     best = [0.0] + [math.inf] * len(order)  # best[j]: cheapest split of the first j jobs
     cut = [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
-        for i in range(max(0, j - limit), j):  # the last run is order[i:j], padded to sizes[j - 1]
-            cost = best[i] + (j - i) * sizes[j - 1] + call_cost
-            if cost < best[j]:
+        for i in range(j - 1, max(0, j - limit) - 1, -1):  # the last run is order[i:j], padded to lengths[j - 1]
+            if max_tokens is not None and j - i > 1 and (j - i) * lengths[j - 1] > max_tokens:
+                break  # longer runs only pad more
+            cost = best[i] + (j - i) * lengths[j - 1] + call_cost
+            if cost <= best[j]:  # on a tie the longer run (smaller i, seen last) wins
                 best[j], cut[j] = cost, i
     runs, j = [], len(order)
     while j > 0:
         runs.append(order[cut[j] : j])
         j = cut[j]
     return runs[::-1]
+
+
+def token_counts(pipe: Any, inputs: Sequence[Any]) -> Optional[list[int]]:
+    """Each input's token count by the pipeline's own tokenizer (text inputs of text pipelines), or None where the
+    inputs are not plain texts or the pipeline has no tokenizer (the caller then keeps counting jobs)."""
+    tokenizer = getattr(getattr(pipe, "encoder", None), "tokenizer", None)
+    if tokenizer is None or not all(isinstance(item, str) for item in inputs):
+        return None
+    try:
+        return [len(encoding.ids) for encoding in tokenizer.encode_batch(list(inputs))]
+    except Exception:  # noqa: BLE001 - a text the tokenizer refuses: the call itself reports it to its request
+        return None
 
 
 class Coalescer:
@@ -140,9 +161,12 @@ class Coalescer:
         max_batch_size: int = 32,
         on_call: Optional[Callable[[int, float], None]] = None,
         on_probe: Optional[Callable[[str], None]] = None,
+        max_batch_tokens: Optional[int] = None,
     ):
         self.pipe = pipe
         self.max_batch_size = max_batch_size
+        #: padded tokens one call may hold (text inputs); None: calls are bounded by max_batch_size only
+        self.max_batch_tokens = max_batch_tokens
         self.on_call = on_call or (lambda n, seconds: None)
         self.on_probe = on_probe or (lambda rule: None)
         self.rules: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -177,7 +201,9 @@ class Coalescer:
             elif outcomes[i] is None:
                 outcomes[i] = self._call_alone(job)
         for indices in groups.values():
-            for run in padding_runs(jobs, indices, self.max_batch_size):
+            sizes = token_counts(self.pipe, [jobs[i].inputs for i in indices]) if self.max_batch_tokens else None
+            budget = {} if sizes is None else {"sizes": sizes, "max_tokens": self.max_batch_tokens, "call_cost": CALL_COST_TOKENS}
+            for run in padding_runs(jobs, indices, self.max_batch_size, **budget):
                 for i, outcome in zip(run, self._call_together([jobs[i] for i in run], [wrap[i] for i in run])):
                     outcomes[i] = outcome
         return outcomes  # type: ignore[return-value]

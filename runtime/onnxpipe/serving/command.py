@@ -19,7 +19,7 @@ RAY_MODULES = ("ray", "starlette")
 RAY_INSTALL = "pip install 'onnxpipe[ray]'"
 API_KEY_ENV = "ONNXPIPE_API_KEY"
 # options that only the built-in server has, and only Ray has: given in the other mode they are an error
-SERVER_ONLY = ("drain_timeout", "embedding_pooling", "max_client_batch_size")
+SERVER_ONLY = ("drain_timeout", "embedding_pooling", "max_client_batch_size", "max_batch_tokens")
 RAY_ONLY = ("ray_address", "min_replicas", "max_replicas", "replica_cpus")
 
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=32, help="requests coalesced into one pipeline call (1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long the oldest request waits for others")
     p.add_argument("--max-queue", type=int, default=256, help="requests waiting per model before new ones get 503")
+    p.add_argument("--max-batch-tokens", type=int,
+                   help="token budget of one batched call of text inputs: requests x the longest one's tokens stays within "
+                   "it, so long inputs run with few others and short ones fill a call (default: off, --max-batch-size only)")
     p.add_argument("--max-client-batch-size", type=int,
                    help="inputs one request to a text-embeddings-inference route (/embed, /rerank, /predict...) may carry; "
                    "413 past it (default 32, as TEI)")
@@ -134,6 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             **({} if args.drain_timeout is None else {"drain_timeout_s": args.drain_timeout}),
             **({} if args.embedding_pooling is None else {"embedding_pooling": args.embedding_pooling}),
             **({} if args.max_client_batch_size is None else {"max_client_batch_size": args.max_client_batch_size}),
+            **({} if args.max_batch_tokens is None else {"max_batch_tokens": args.max_batch_tokens}),
         )
         if args.ray:
             low = 1 if args.min_replicas is None else args.min_replicas

@@ -56,6 +56,8 @@ class ServeConfig:
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
     max_queue: int = 256
+    # padded tokens one pipeline call may hold when batching text inputs (TEI's --max-batch-tokens); None: count only
+    max_batch_tokens: Optional[int] = None
     timeout_s: float = 30.0
     max_body_bytes: int = 1 << 20
     drain_timeout_s: float = 30.0
@@ -80,6 +82,8 @@ class ServeConfig:
         _check(self.max_batch_size >= 1, f"--max-batch-size must be >= 1 (1 turns batching off), got {self.max_batch_size}.")
         _check(self.max_wait_ms >= 0, f"--max-wait-ms must be >= 0, got {self.max_wait_ms}.")
         _check(self.max_queue >= 1, f"--max-queue must be >= 1, got {self.max_queue}.")
+        _check(self.max_batch_tokens is None or self.max_batch_tokens >= 1,
+               f"--max-batch-tokens must be >= 1, got {self.max_batch_tokens}.")
         _check(self.max_client_batch_size >= 1, f"--max-client-batch-size must be >= 1, got {self.max_client_batch_size}.")
         _check(self.timeout_s > 0, f"--timeout must be > 0 seconds, got {self.timeout_s}.")
         _check(self.max_body_bytes >= 1, f"--max-body-bytes must be >= 1, got {self.max_body_bytes}.")

@@ -162,6 +162,7 @@ def info_route(state: ServerState) -> Handler:
                 "max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait_ms, "max_queue": config.max_queue,
                 "timeout_s": config.timeout_s, "max_body_bytes": config.max_body_bytes, "api_key": config.api_key is not None,
                 "embedding_pooling": config.embedding_pooling, "max_client_batch_size": config.max_client_batch_size,
+                "max_batch_tokens": config.max_batch_tokens,
                 "allow_media_files": config.allow_media_files, "allow_media_urls": config.allow_media_urls,
             },
             "limits": config.limits.as_dict(),

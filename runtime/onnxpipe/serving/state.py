@@ -39,6 +39,7 @@ class ServerState:
             on_call=lambda n, seconds: (m.batch_size.observe(n, name), m.run_time.observe(seconds, name)),
             on_probe=lambda rule: m.probes.inc(name, rule),
             on_wait=lambda seconds: m.queue_wait.observe(seconds, name),
+            max_batch_tokens=self.config.max_batch_tokens,
         )
 
     def idle(self) -> bool:
