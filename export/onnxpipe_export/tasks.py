@@ -117,6 +117,14 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             token_level=True,
             metric="cosine",
         ),
+        ExportTask(  # the fill-mask graph; the runtime pools log(1 + relu(logits)) into a SPLADE vector
+            task="sparse-embedding",
+            optimum_task="fill-mask",
+            model_class="AutoModelForMaskedLM",
+            outputs=("logits",),
+            token_level=True,
+            metric="top1",
+        ),
         ExportTask(
             task="image-classification",
             optimum_task="image-classification",

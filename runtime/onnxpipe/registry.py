@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "fill-mask": "fill_mask:FillMaskPipeline",
     "zero-shot-classification": "zero_shot_classification:ZeroShotClassificationPipeline",
     "text-ranking": "text_ranking:TextRankingPipeline",
+    "sparse-embedding": "sparse_embedding:SparseEmbeddingPipeline",
     "image-classification": "image_classification:ImageClassificationPipeline",
     "object-detection": "object_detection:ObjectDetectionPipeline",
     "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
@@ -52,6 +53,7 @@ GRAPH_HEADS: dict[str, str] = {
     "token-classification": "token-classification",
     "question-answering": "question-answering (start/end logits)",
     "fill-mask": "masked-lm",
+    "sparse-embedding": "masked-lm",
 }
 
 # transformers' aliases
