@@ -18,6 +18,7 @@ import numpy as np
 
 from onnxpipe import __version__
 from onnxpipe.check import run_check
+from onnxpipe.corpus import command as embed_command
 from onnxpipe.cpu import this_cpu
 from onnxpipe.errors import ExportDependencyError, OnnxpipeError
 from onnxpipe.pipelines import pipeline
@@ -162,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compact", action="store_true", help="print JSON on one line")
     run.add_argument("--timings", action="store_true", help="print load and run times on stderr")
     run.set_defaults(func=cmd_run)
+    embed = sub.add_parser("embed", help="embed a corpus file (JSONL, CSV, Parquet) into Parquet or .npy, resumably")
+    embed_command.add_arguments(embed)
+    embed.set_defaults(func=embed_command.run)
     sub.add_parser("export", help="export a checkpoint to an ONNX folder (needs the export extra)", add_help=False)
     sub.add_parser("bench", help="time onnxpipe against transformers and Optimum (needs the bench extra)", add_help=False)
     sub.add_parser("serve", help="serve pipelines over HTTP with dynamic batching, or on Ray Serve (needs the serve extra)", add_help=False)
