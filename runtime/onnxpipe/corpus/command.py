@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from onnxpipe.corpus.embed import POOLING_CHOICES, EmbedOptions
@@ -41,14 +42,19 @@ def run(args: argparse.Namespace) -> int:
     options = EmbedOptions(pooling=args.pooling, normalize=args.normalize, prompt_name=args.prompt_name,
                            prompt=args.prompt, batch_size=args.batch_size)
     try:
-        result = embed_file(args.model, args.input, args.output, text_column=args.text_column, id_column=args.id_column,
-                            options=options, dtype=args.dtype, device=args.device, threads=args.threads,
-                            chunk_size=args.chunk_size, overwrite=args.overwrite, restart=args.restart,
-                            progress=not args.quiet)
+        with warnings.catch_warnings():  # the run's truncation count is printed below, without a source line
+            warnings.filterwarnings("ignore", message=r"[\d,]+ of [\d,]+ texts were longer than")
+            result = embed_file(args.model, args.input, args.output, text_column=args.text_column,
+                                id_column=args.id_column, options=options, dtype=args.dtype, device=args.device,
+                                threads=args.threads, chunk_size=args.chunk_size, overwrite=args.overwrite,
+                                restart=args.restart, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished chunks are in {sidecar(Path(args.output))}; run the same command again to "
               "continue where it stopped.", file=sys.stderr)
         return 130
+    if result.truncated:
+        print(f"note: {result.truncated:,} of {result.embedded:,} texts were longer than the model takes and were cut "
+              "to fit (as sentence-transformers does)", file=sys.stderr)
     if not args.quiet:
         print(f"{result.rows:,} vectors of {result.dim} ({result.pooling} pooling) in {result.output}; "
               f"{result.embedded:,} embedded by this run", file=sys.stderr)

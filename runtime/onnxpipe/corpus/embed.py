@@ -5,8 +5,11 @@ Shared by `onnxpipe embed` and `onnxpipe.ray.embed_dataset`, so both give the sa
 
 from __future__ import annotations
 
+import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,6 +18,7 @@ from onnxpipe.options import check_bool
 from onnxpipe.pipelines import pipeline
 from onnxpipe.tasks.feature_extraction import POOLINGS, FeatureExtractionPipeline
 
+_TRUNCATED = re.compile(r"^(\d+) input\(s\) were longer than (\d+) tokens")
 #: pooling="auto": the folder's sentence-transformers embedding when it has modules.json, else mean pooling
 POOLING_CHOICES = ("auto", *(p for p in POOLINGS if p != "none"))
 
@@ -86,3 +90,29 @@ def embed_texts(pipe: FeatureExtractionPipeline, texts: Sequence[str], options: 
     if vectors is None:
         raise InvalidOptionError("embed_texts got no texts; pass at least one.")
     return vectors
+
+
+@dataclass
+class Truncations:
+    """Texts cut to the model's limit, counted over many calls (the tokenizer warns once per call)."""
+
+    texts: int = 0
+    limit: Optional[int] = None
+
+
+@contextmanager
+def counting_truncations(seen: Truncations) -> Iterator[Truncations]:
+    """Add the tokenizer's truncation warnings inside the block to `seen`; other warnings pass through. Warnings are
+    held until the block ends: wrap one chunk at a time."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield seen
+        finally:
+            for warning in caught:
+                match = _TRUNCATED.match(str(warning.message))
+                if match:
+                    seen.texts += int(match.group(1))
+                    seen.limit = int(match.group(2))
+                else:
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

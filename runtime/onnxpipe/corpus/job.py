@@ -8,13 +8,22 @@ row order, so memory holds one chunk at a time. The parts are joined into the ou
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, TextIO, Union
 
 import numpy as np
 
-from onnxpipe.corpus.embed import EmbedOptions, check_options, embed_texts, load_pipeline, resolve_pooling
+from onnxpipe.corpus.embed import (
+    EmbedOptions,
+    Truncations,
+    check_options,
+    counting_truncations,
+    embed_texts,
+    load_pipeline,
+    resolve_pooling,
+)
 from onnxpipe.corpus.errors import CorpusInputError, require_pyarrow
 from onnxpipe.corpus.progress import Progress
 from onnxpipe.corpus.readers import CorpusReader
@@ -28,7 +37,7 @@ DEFAULT_CHUNK_SIZE = 8192
 @dataclass(frozen=True)
 class EmbedResult:
     """What a finished run did: rows in the output, rows embedded by this call (less after a resume), the vector
-    size, the pooling used and the texts/s of this call."""
+    size, the pooling used, the texts/s of this call and how many of its texts were cut to the model's limit."""
 
     output: Path
     rows: int
@@ -36,6 +45,7 @@ class EmbedResult:
     dim: int
     pooling: str
     texts_per_s: float
+    truncated: int = 0
 
 
 def _chunks(reader: CorpusReader, size: int, skip: int) -> Iterator[tuple[list[Any], list[str]]]:
@@ -70,9 +80,10 @@ def embed_file(model: Union[str, Path], input_path: Union[str, Path], output: Un
     state = open_run(output, settings, kind, overwrite, restart)
     done_rows = min(state.parts_done * chunk_size, scan.rows)
     bar = Progress(scan.rows, done_rows, stream=stream, enabled=progress)
-    dim = 0
+    dim, truncations = 0, Truncations()
     for index, (ids, texts) in enumerate(_chunks(reader, chunk_size, state.parts_done), start=state.parts_done):
-        vectors = embed_texts(pipe, texts, options, on_batch=bar.update)
+        with counting_truncations(truncations):
+            vectors = embed_texts(pipe, texts, options, on_batch=bar.update)
         dim = vectors.shape[1]
         write_part(state.folder, index, kind, ids, vectors, scan.id_kind)
         state.part_done(index)
@@ -84,8 +95,11 @@ def embed_file(model: Union[str, Path], input_path: Union[str, Path], output: Un
     join_parts(state.folder, parts, kind, output, scan.rows, metadata)
     state.remove()
     bar.finish(f"wrote {output}")
+    if truncations.texts:
+        warnings.warn(f"{truncations.texts:,} of {scan.rows - done_rows:,} texts were longer than {truncations.limit} "
+                      "tokens and were cut to fit the model (as sentence-transformers does).", UserWarning, stacklevel=2)
     embedded = scan.rows - done_rows
-    return EmbedResult(output, scan.rows, embedded, dim or _dim_of(output, kind), pooling, bar.rate())
+    return EmbedResult(output, scan.rows, embedded, dim or _dim_of(output, kind), pooling, bar.rate(), truncations.texts)
 
 
 def _dim_of(output: Path, kind: str) -> int:
