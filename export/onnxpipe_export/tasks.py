@@ -125,6 +125,14 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             token_level=True,
             metric="top1",
         ),
+        ExportTask(  # the feature-extraction graph; the runtime applies the ColBERT projection (1_Dense) per token
+            task="multi-vector-embedding",
+            optimum_task="feature-extraction",
+            model_class="AutoModel",
+            outputs=("last_hidden_state",),
+            token_level=True,
+            metric="cosine",
+        ),
         ExportTask(
             task="image-classification",
             optimum_task="image-classification",

@@ -122,7 +122,7 @@ def build_colbert_folder(folder: Path) -> Path:
     model = transformers.AutoModel.from_pretrained(str(folder))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2)
-        model.resize_token_embeddings(len(tokenizer))
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         model.embeddings.word_embeddings.weight.data[-2:].normal_(0, checkpoints.INITIALIZER_RANGE)
         weight = torch.randn(COLBERT_DIM, HIDDEN) / HIDDEN**0.5
     model.save_pretrained(str(folder), safe_serialization=True)
