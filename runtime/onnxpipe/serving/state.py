@@ -83,7 +83,7 @@ class ServerState:
         except QueueFullError as exc:
             raise RequestError(503, "queue_full", f"model {name!r}: {exc}.", {"Retry-After": str(exc.retry_after)}) from None
         tokens = [job.cancel for job in jobs]
-        waiting = asyncio.ensure_future(asyncio.gather(*futures))
+        waiting = futures[0] if len(futures) == 1 else asyncio.ensure_future(asyncio.gather(*futures))
 
         def give_up(reason: str) -> None:
             for token in tokens:  # stop the work too, not only the wait: the model is free for the next request
@@ -104,7 +104,7 @@ class ServerState:
             except asyncio.CancelledError:  # the handler was cancelled (server stopping)
                 give_up("the request was abandoned")
                 raise
-            outcomes = waiting.result()
+            outcomes = [waiting.result()] if len(futures) == 1 else waiting.result()
         for outcome in outcomes:
             if isinstance(outcome.error, CancelledError):
                 raise RequestError(503, "cancelled", f"model {name!r}: {outcome.error}; retry.", {"Retry-After": "1"})
