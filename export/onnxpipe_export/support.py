@@ -7,6 +7,7 @@ from pathlib import Path
 
 from onnxpipe.text.sentence_transformers_config import TRANSFORMER_CONFIG_FILES
 
+from .bge_m3_heads import convert_head_files
 from .sentence_transformers_files import copy_module_files
 
 SUPPORT_FILES: tuple[str, ...] = (
@@ -39,7 +40,7 @@ def copy_support_files(source: Path, fallback: Path, destination: Path) -> list[
 
     Files missing from the checkpoint are taken from `fallback` (optimum's output), which holds e.g. a
     tokenizer.json converted from a slow tokenizer. A sentence-transformers checkpoint's module folders (Pooling,
-    Dense with its weights as safetensors) come along too.
+    Dense with its weights as safetensors) come along too, and BGE-M3's sparse / ColBERT heads as safetensors.
     """
     copied = []
     for name in SUPPORT_FILES:
@@ -51,4 +52,4 @@ def copy_support_files(source: Path, fallback: Path, destination: Path) -> list[
                 shutil.copyfile(path, target)
                 copied.append(name)
                 break
-    return copied + copy_module_files(source, destination)
+    return copied + copy_module_files(source, destination) + convert_head_files(source, destination)

@@ -133,6 +133,14 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             token_level=True,
             metric="cosine",
         ),
+        ExportTask(  # BGE-M3: the feature-extraction graph; bge_m3_heads.py converts sparse_linear.pt / colbert_linear.pt
+            task="hybrid-embedding",
+            optimum_task="feature-extraction",
+            model_class="AutoModel",
+            outputs=("last_hidden_state",),
+            token_level=True,
+            metric="cosine",
+        ),
         ExportTask(
             task="image-classification",
             optimum_task="image-classification",

@@ -54,3 +54,38 @@ def colbert_scores(queries: list[np.ndarray], documents: list[np.ndarray]) -> np
 
     return np.array([[float(torch.einsum("qd,nd->qn", torch.tensor(q), torch.tensor(d)).max(dim=1).values.sum())
                       for d in documents] for q in queries])
+
+
+def bge_m3_reference(folder: Path, texts: list[str]) -> dict[str, Any]:
+    """FlagEmbedding's BGEM3FlagModel.encode(texts, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+    on a folder with sparse_linear.pt and colbert_linear.pt: dense = normalized [CLS]; lexical weights = relu of the
+    sparse head per token, max per token id, cls/eos/pad/unk and zero weights dropped, keys as strings; ColBERT =
+    colbert head on tokens after the first, masked, normalized, cut to the real tokens less one."""
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    model = transformers.AutoModel.from_pretrained(str(folder)).eval()
+    hidden_size = model.config.hidden_size
+    sparse_linear, colbert_linear = torch.nn.Linear(hidden_size, 1), torch.nn.Linear(hidden_size, hidden_size)
+    sparse_linear.load_state_dict(torch.load(folder / "sparse_linear.pt", map_location="cpu"))
+    colbert_linear.load_state_dict(torch.load(folder / "colbert_linear.pt", map_location="cpu"))
+    encoded = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**encoded).last_hidden_state
+        dense = torch.nn.functional.normalize(hidden[:, 0], dim=-1)
+        token_weights = torch.relu(sparse_linear(hidden)).squeeze(-1)
+        colbert = colbert_linear(hidden[:, 1:]) * encoded["attention_mask"][:, 1:][:, :, None].float()
+        colbert = torch.nn.functional.normalize(colbert, dim=-1)
+    unused = {tokenizer.convert_tokens_to_ids(tokenizer.special_tokens_map[name])
+              for name in ("cls_token", "eos_token", "pad_token", "unk_token") if name in tokenizer.special_tokens_map}
+    lexical = []
+    for weights, ids in zip(token_weights.numpy(), encoded["input_ids"].tolist()):
+        result: dict[str, float] = {}
+        for weight, token in zip(weights, ids):
+            if token not in unused and weight > 0 and weight > result.get(str(token), 0):
+                result[str(token)] = float(weight)
+        lexical.append(result)
+    lengths = encoded["attention_mask"].sum(dim=1).tolist()
+    return {"dense_vecs": dense.numpy(), "lexical_weights": lexical,
+            "colbert_vecs": [vectors[: n - 1].numpy() for vectors, n in zip(colbert, lengths)]}
