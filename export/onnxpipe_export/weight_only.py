@@ -31,6 +31,7 @@ from .onnx_files import save_model
 from .tied_weights import unfuse_transposed_weights
 from .weight_only_calibration import DecoderFeeds
 from .weight_only_embedding import quantize_token_embedding, tied_head_outputs
+from .weight_only_mixed import eight_bit_matmuls
 from .weight_only_recipes import WeightOnlyRecipe
 
 QUANTIZER_LOGGERS = ("onnxruntime.quantization.matmul_nbits_quantizer", "neural_compressor")
@@ -49,22 +50,44 @@ def quantize_weight_only(
     folded: dict[str, str] = {}
     untied = _fold_weight_transposes(model.graph, folded)
     heads = tied_head_outputs(model.graph, folded)
+    eight_bit = eight_bit_matmuls(model.graph, recipe.eight_bit_roles)
+    eight_bit_outputs = set(_outputs_of(model.graph, eight_bit))
+    if eight_bit:
+        model = _quantize(model, _eight_bit_recipe(recipe), None, keep_only=eight_bit)
     quantized = _quantize(model, recipe, calibration)
     _set_accuracy_level(quantized.graph, recipe.accuracy_level)
     embedding = None
     if recipe.quantize_embedding:
-        embedding = quantize_token_embedding(quantized.graph, heads, recipe.bits, recipe.block_size, recipe.symmetric)
+        head_bits = 8 if eight_bit_outputs & set(heads) else recipe.bits
+        embedding = quantize_token_embedding(quantized.graph, heads, head_bits, recipe.block_size, recipe.symmetric)
     count = sum(1 for node in _all_nodes(quantized.graph) if node.op_type == "MatMulNBits")
     save_model(quantized, output_path)
-    return {
+    entry = {
         **recipe.settings(), "quantized_matmuls": count, "gemms_rewritten_as_matmul": rewritten,
         "transposed_weights_folded": untied,
         "embedding": embedding or "fp32 (no token lookup on a table whose rows fill whole blocks)",
     }
+    if recipe.eight_bit_roles:
+        entry["eight_bit_matmuls"] = len(eight_bit)
+    return entry
 
 
-def _quantize(model: Any, recipe: WeightOnlyRecipe, calibration: Optional[list[np.ndarray]]) -> Any:
-    """Run onnxruntime's MatMulNBitsQuantizer with the recipe's algorithm; return the quantized ModelProto."""
+def _eight_bit_recipe(recipe: WeightOnlyRecipe) -> WeightOnlyRecipe:
+    """The 8-bit round-to-nearest recipe of a mixed q4 file's 8-bit MatMuls (the int8 file's recipe)."""
+    return WeightOnlyRecipe(bits=8, method="rtn", block_size=recipe.block_size, accuracy_level=recipe.accuracy_level)
+
+
+def _outputs_of(graph: Any, names: list[str]) -> list[str]:
+    """The first outputs of the nodes called `names` (the MatMulNBits that replaced them keep their outputs)."""
+    wanted = set(names)
+    return [node.output[0] for node in graph.node if node.name in wanted]
+
+
+def _quantize(
+    model: Any, recipe: WeightOnlyRecipe, calibration: Optional[list[np.ndarray]], keep_only: Optional[list[str]] = None,
+) -> Any:
+    """Run onnxruntime's MatMulNBitsQuantizer with the recipe's algorithm; return the quantized ModelProto.
+    `keep_only`: quantize only these MatMul nodes (the 8-bit pass of a mixed file)."""
     from onnxruntime.quantization import QuantFormat
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -86,9 +109,13 @@ def _quantize(model: Any, recipe: WeightOnlyRecipe, calibration: Optional[list[n
         config = HQQWeightOnlyQuantConfig(block_size=recipe.block_size, bits=recipe.bits, op_types_to_quantize=ops)
     else:
         config = GPTQWeightOnlyQuantConfig(calibration_data_reader=DecoderFeeds(model, calibration or []), op_types_to_quantize=ops)
+    excluded = None
+    if keep_only is not None:
+        kept = set(keep_only)
+        excluded = [n.name for n in _all_nodes(model.graph) if n.op_type == "MatMul" and n.name not in kept]
     quantizer = MatMulNBitsQuantizer(
         model, bits=recipe.bits, block_size=recipe.block_size, is_symmetric=recipe.symmetric,
-        accuracy_level=recipe.accuracy_level, algo_config=config,
+        accuracy_level=recipe.accuracy_level, algo_config=config, nodes_to_exclude=excluded,
     )
     patch = _zero_points_per_row() if recipe.algorithm in ("kquant", "gptq") else contextlib.nullcontext()
     loggers = [logging.getLogger(name) for name in QUANTIZER_LOGGERS]

@@ -1,4 +1,5 @@
-"""Weight-only recipes (--q4-method, --block-size, --calibration): manifest, graph, errors, and generation."""
+"""Weight-only recipes (--q4-method, --block-size, --calibration): manifest, graph, errors, and generation;
+mixed precision (rtn-mixed, the default: the sensitive MatMuls at 8 bits)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from onnxpipe_export import cli, export  # noqa: E402
 from onnxpipe_export.errors import ExportOptionError  # noqa: E402
 from onnxpipe_export.weight_only import quantize_weight_only  # noqa: E402
 from onnxpipe_export.weight_only_calibration import calibration_windows  # noqa: E402
-from onnxpipe_export.weight_only_recipes import WeightOnlyRecipe, weight_only_options  # noqa: E402
+from onnxpipe_export.weight_only_mixed import eight_bit_matmuls  # noqa: E402
+from onnxpipe_export.weight_only_recipes import DEFAULT_Q4_METHOD, WeightOnlyRecipe, weight_only_options  # noqa: E402
 
 PROMPT = "Hello, my dog is cute"
 
@@ -38,19 +40,19 @@ def _nodes(path: Path, op: str) -> list:
 
 @pytest.fixture(scope="module")
 def llama_recipes(generation_models, tmp_path_factory) -> dict:
-    """The tiny Llama (tied head) exported fp32 once; each recipe's q4 file written beside it in its own folder."""
+    """The tiny Llama (tied head) exported fp32 once; each recipe's q4 file written beside it in its own folder
+    (rtn-asym is the CLI export's below). "head+down": rtn with the LM head and down projections at 8 bits."""
     exported = generation_models.get("llama")
     root = tmp_path_factory.mktemp("recipes")
     windows = calibration_windows(generation_models.checkpoint("llama"), "builtin")
+    recipes = {method: WeightOnlyRecipe(method=method, block_size=16) for method in ("rtn-mixed", "rtn", "kquant", "hqq", "gptq")}
+    recipes["head+down"] = WeightOnlyRecipe(method="rtn", block_size=16, keep_8bit=("lm_head", "down_proj"))
     folders = {}
-    for method in ("rtn", "rtn-asym", "kquant", "hqq", "gptq"):
-        folder = root / method
+    for name, recipe in recipes.items():
+        folder = root / name
         shutil.copytree(exported.onnx, folder)
-        entry = quantize_weight_only(
-            folder / "model.onnx", folder / "model_q4.onnx", WeightOnlyRecipe(method=method, block_size=16),
-            windows if method == "gptq" else None,
-        )
-        folders[method] = (folder, entry)
+        entry = quantize_weight_only(folder / "model.onnx", folder / "model_q4.onnx", recipe, windows if name == "gptq" else None)
+        folders[name] = (folder, entry)
     return folders
 
 
@@ -108,14 +110,57 @@ def test_quantized_lookup_matches_the_dequantized_head(cli_export: Path, generat
     assert np.abs(rows - table[ids[0]]).max() < 1e-6
 
 
-@pytest.mark.parametrize("method", ["rtn", "rtn-asym", "kquant", "hqq", "gptq"])
-def test_each_recipe_generates_close_to_fp32(llama_recipes, method: str) -> None:
+@pytest.mark.parametrize("method", ["rtn-mixed", "rtn", "kquant", "hqq", "gptq"])
+def test_each_recipe_writes_its_file(llama_recipes, method: str) -> None:
     folder, entry = llama_recipes[method]
     assert entry["algorithm"] == method and entry["block_size"] == 16 and entry["quantized_matmuls"] == 15
     assert entry["embedding"] == ("quantized on its own (round-to-nearest)" if method == "hqq" else "shared with the tied LM head")
-    assert all(_attrs(n).get("accuracy_level") == 4 for n in _nodes(folder / "model_q4.onnx", "MatMulNBits"))
+    matmuls = _nodes(folder / "model_q4.onnx", "MatMulNBits")
+    assert all(_attrs(n).get("accuracy_level") == 4 for n in matmuls)
+    # rtn-mixed: the tiny Llama has 2 layers, both edge layers, so every MatMul stays at 8 bits
+    assert {_attrs(n)["bits"] for n in matmuls} == ({8} if method == "rtn-mixed" else {4})
+    assert ("calibration" in entry) == (method == "gptq") and ("eight_bit" in entry) == (method == "rtn-mixed")
     if method == "gptq":
         assert entry["calibration"] == "builtin"
+
+
+def test_mixed_keeps_the_chosen_matmuls_at_8_bits(llama_recipes) -> None:
+    """LM head + down projections at 8 bits, the rest at 4; the token lookup reads the 8-bit head table."""
+    folder, entry = llama_recipes["head+down"]
+    assert entry["eight_bit"] == ["lm_head", "down_proj"] and entry["eight_bit_matmuls"] == 3
+    matmuls = _nodes(folder / "model_q4.onnx", "MatMulNBits")
+    eight = sorted(n.name for n in matmuls if _attrs(n)["bits"] == 8)
+    assert len(matmuls) == 15 and len(eight) == 3
+    assert all("lm_head" in name or "down_proj" in name for name in eight)
+    head = next(n for n in matmuls if "lm_head" in n.name)
+    gather = _nodes(folder / "model_q4.onnx", "GatherBlockQuantized")[0]
+    assert _attrs(gather)["bits"] == 8 and gather.input[0] == head.input[1]
+    assert DEFAULT_Q4_METHOD == "rtn-mixed" and weight_only_options().recipe(4).eight_bit_roles == (
+        "lm_head", "down_proj", "edge_layers")
+    assert weight_only_options().recipe(8).eight_bit_roles == ()
+
+
+def test_eight_bit_roles_by_node_name() -> None:
+    """Roles found in Llama, GPT-2 and Whisper node names; the head by the `logits` output it writes."""
+    names = ["/model/layers.0/self_attn/v_proj/MatMul", "/model/layers.0/mlp/down_proj/MatMul",
+             "/transformer/h.3/mlp/c_proj/Gemm_MatMul", "/model/decoder/layers.5/fc2/MatMul",
+             "/model/layers.2/mlp/up_proj/MatMul", "/lm_head/MatMul"]
+    nodes = [helper.make_node("MatMul", ["x", f"w{i}"], ["logits" if "lm_head" in n else f"y{i}"], name=n)
+             for i, n in enumerate(names)]
+    inits = [numpy_helper.from_array(np.zeros((2, 2), np.float32), f"w{i}") for i in range(len(names))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, None)], inits)
+    assert eight_bit_matmuls(graph, ["lm_head"]) == ["/lm_head/MatMul"]
+    assert eight_bit_matmuls(graph, ["down_proj"]) == names[1:4]
+    assert eight_bit_matmuls(graph, ["v_proj"]) == names[:1]
+    assert eight_bit_matmuls(graph, ["edge_layers"]) == names[:2] + names[3:4]  # layers.0 and layers.5 (h.3 apart)
+    with pytest.raises(ValueError, match="Unknown 8-bit roles"):
+        eight_bit_matmuls(graph, ["attention"])
+
+
+@pytest.mark.parametrize("method", ["rtn-mixed", "hqq", "gptq"])
+def test_each_recipe_generates_close_to_fp32(llama_recipes, method: str) -> None:
+    folder, _ = llama_recipes[method]
     fp32 = onnxpipe.pipeline("text-generation", model=str(folder), dtype="fp32")
     q4 = onnxpipe.pipeline("text-generation", model=str(folder), dtype="q4")
     kwargs = dict(max_new_tokens=8, min_new_tokens=8, do_sample=False, return_tensors=True)
@@ -135,7 +180,7 @@ def test_each_recipe_generates_close_to_fp32(llama_recipes, method: str) -> None
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(q4_method="awq"), "Unknown q4 method 'awq'; choose one of rtn, rtn-asym"),
+        (dict(q4_method="awq"), "Unknown q4 method 'awq'; choose one of rtn-mixed, rtn, rtn-asym"),
         (dict(block_size=48), "Block size 48 is not supported; choose one of 16, 32, 64, 128"),
         (dict(calibration="builtin"), "uses no calibration data"),
         (dict(q4_method="gptq", calibration="/no/such.txt"), "does not exist"),
