@@ -18,7 +18,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from onnxpipe.corpus.embed import EmbedOptions, check_options, embed_texts, load_pipeline
+from onnxpipe.corpus.errors import CorpusDependencyError
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+
+RAY_DATA_INSTALL = "pip install 'onnxpipe[ray-data]'"
 
 
 class EmbedBatches:
@@ -65,16 +68,21 @@ def embed_dataset(ds: Any, model: str, column: str = "text", *, output_column: s
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidOptionError(f"{name} must be an int >= 1; got {value!r}.")
     sizes = concurrency if isinstance(concurrency, tuple) else (concurrency,)
-    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+    if len(sizes) not in (1, 2) or sizes[0] > sizes[-1] or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
         raise InvalidOptionError(f"concurrency must be an int >= 1 or a (min, max) pair of them; got {concurrency!r}.")
     EmbedOptions(pooling, normalize, prompt_name, prompt, model_batch_size)  # checked here, not in a remote actor
+    try:
+        from ray.data import ActorPoolStrategy
+    except ImportError as exc:
+        raise CorpusDependencyError(f"embed_dataset needs Ray Data (ray, pandas, pyarrow). Install it with: {RAY_DATA_INSTALL}") from exc
+    pool = ActorPoolStrategy(size=sizes[0]) if len(sizes) == 1 else ActorPoolStrategy(min_size=sizes[0], max_size=sizes[1])
     out = ds.map_batches(
         EmbedBatches,
         fn_constructor_kwargs={"model": str(model), "column": column, "output_column": output_column,
                                "pooling": pooling, "normalize": normalize, "prompt_name": prompt_name,
                                "prompt": prompt, "batch_size": model_batch_size, "dtype": dtype,
                                "device": device, "threads": threads},
-        batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_cpus=num_cpus,
+        batch_size=batch_size, batch_format="numpy", compute=pool, num_cpus=num_cpus,
     )
     if preserve_order:
         out.context.execution_options.preserve_order = True
