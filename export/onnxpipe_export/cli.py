@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--q4-method", choices=tuple(Q4_METHODS), help=f"how the q4 file's 4-bit weights are chosen (generation tasks; "
-        f"default {DEFAULT_Q4_METHOD}): rtn symmetric round-to-nearest, rtn-asym with zero points, kquant, hqq, gptq "
-        "(calibrated)",
+        f"default {DEFAULT_Q4_METHOD}): rtn-mixed rtn with the LM head, MLP down projections and first/last layers "
+        "at 8 bits, rtn symmetric round-to-nearest, rtn-asym with zero points, kquant, hqq, gptq (calibrated)",
     )
     parser.add_argument(
         "--block-size", type=int, metavar="N", help=f"weights per quantization block of the q4 and generation int8 "
