@@ -20,6 +20,7 @@ from .whisper_models import whisper_tiny
 # transformers head class per pipeline task (all from the bert family, which every recipe below uses)
 HEADS = {
     "text-classification": "ForSequenceClassification",
+    "text-ranking": "ForSequenceClassification",  # a cross-encoder: one logit
     "zero-shot-classification": "ForSequenceClassification",
     "token-classification": "ForTokenClassification",
     "question-answering": "ForQuestionAnswering",
@@ -29,6 +30,7 @@ HEADS = {
 # labels per task: an NLI head for zero-shot (transformers looks for "entailment"), BIO tags for NER
 LABELS = {
     "text-classification": ["NEGATIVE", "POSITIVE"],
+    "text-ranking": ["LABEL_0"],
     "zero-shot-classification": ["entailment", "neutral", "contradiction"],
     "token-classification": ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
 }
