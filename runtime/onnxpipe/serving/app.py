@@ -34,6 +34,7 @@ from onnxpipe.serving.state import ServerState
 from onnxpipe.serving.tei import (
     decode_route,
     embed_route,
+    embed_sparse_route,
     predict_route,
     rerank_route,
     similarity_route,
@@ -70,6 +71,7 @@ def create_app(pipes: dict[str, Any], config: ServeConfig) -> Starlette:
         get("/v1/models", models_route(state)),
         # text-embeddings-inference's routes (tei.py), with TEI's error bodies
         post("/embed", embed_route(state), error_body=tei_error),
+        post("/embed_sparse", embed_sparse_route(state), error_body=tei_error),
         post("/rerank", rerank_route(state), error_body=tei_error),
         post("/predict", predict_route(state), error_body=tei_error),
         post("/similarity", similarity_route(state), error_body=tei_error),

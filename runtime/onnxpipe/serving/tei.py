@@ -1,11 +1,11 @@
 """Hugging Face text-embeddings-inference (TEI) routes, so that TEI's clients work against `onnxpipe serve`:
-`POST /embed`, `/rerank`, `/predict`, `/similarity`, `/tokenize`, `/decode` with TEI's request and response shapes
+`POST /embed`, `/embed_sparse`, `/rerank`, `/predict`, `/similarity`, `/tokenize`, `/decode` with TEI's request and response shapes
 and its error bodies (`{"error", "error_type"}`) and status codes (400 empty, 413 batch size, 422 validation, 424 no
 such model, 429 overloaded).
 
 TEI serves one model; onnxpipe may serve several, so each route answers with the first served model (in `--model`
-order) whose task fits it: /embed and /similarity a feature-extraction or sentence-similarity model, /rerank a
-text-ranking one, /predict a text-classification one; /tokenize and /decode the default model's tokenizer.
+order) whose task fits it: /embed and /similarity a feature-extraction or sentence-similarity model, /embed_sparse a
+sparse-embedding (SPLADE) or hybrid-embedding (BGE-M3) one, /rerank a text-ranking one, /predict a text-classification one; /tokenize and /decode the default model's tokenizer.
 TEI's `truncate` defaults to false: an input past the model's limit is a 422, as TEI answers it.
 """
 
@@ -25,6 +25,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 EMBEDDING_TASK = "feature-extraction"
 SIMILARITY_TASKS = ("sentence-similarity", EMBEDDING_TASK)
+SPARSE_TASKS = ("sparse-embedding", "hybrid-embedding")
 #: TEI's error_type for each status it answers
 ERROR_TYPES = {400: "empty", 413: "validation", 422: "validation", 424: "backend", 429: "overloaded", 503: "unhealthy"}
 
@@ -132,6 +133,31 @@ def embed_route(state: ServerState) -> Handler:
         if flag(body, "normalize"):
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
         return JSONResponse(vectors.tolist())
+
+    return handler
+
+
+def embed_sparse_route(state: ServerState) -> Handler:
+    """`POST /embed_sparse`: {inputs, truncate, truncation_direction, prompt_name} -> per input the non-zero entries
+    [{index, value}] by ascending index: a sparse-embedding model's SPLADE vector, or a hybrid-embedding model's
+    lexical weights (BGE-M3, which has no prompts)."""
+
+    async def handler(request: Request) -> Response:
+        body = fields(await read_body(request, state.config.max_body_bytes), ["inputs"],
+                      {"truncate": None, "truncation_direction": "Right", "prompt_name": None})
+        check_direction(body)
+        texts, _ = texts_of(body["inputs"], "inputs", state.config.max_client_batch_size)
+        name = served_model(state, SPARSE_TASKS, "a sparse embedding model")
+        params: dict[str, Any] = {"truncation": flag(body, "truncate")}
+        if state.pipes[name].task == "hybrid-embedding":
+            if body["prompt_name"] is not None:
+                raise validation(f"prompt_name {body['prompt_name']!r}: the served model {name!r} (hybrid-embedding) has no prompts.")
+            params.update(return_dense=False, return_colbert=False)
+        elif body["prompt_name"] is not None:
+            params["prompt_name"] = body["prompt_name"]
+        answer = await run(state, request, name, texts, params)
+        vectors = [item.get("sparse", item) for item in answer]
+        return JSONResponse([[{"index": i, "value": v} for i, v in zip(vector["indices"], vector["values"])] for vector in vectors])
 
     return handler
 
