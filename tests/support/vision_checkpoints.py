@@ -217,3 +217,75 @@ def sample_images() -> list[Any]:
     sixteen = Image.fromarray(picture(36, 44, 5)[..., 0].astype(np.uint16) * 257)  # mode I;16
     return [*rgb, noise, base.convert("L"), base.convert("LA"), base.convert("RGBA"), base.convert("P"),
             base.convert("CMYK"), sixteen]
+
+
+# -- issue 18: image-feature-extraction, depth-estimation, image-to-image ------------------------------------------
+def _vit_base():
+    """A ViTModel with its pooler (tanh(dense(CLS))): pool=True reads pooler_output."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, initializer_range=0.2)
+    return ViTModel(config), ViTImageProcessor(size={"height": 32, "width": 32})
+
+
+def _dinov2():
+    """A Dinov2Model (pooler_output = the layer-normed CLS token) with DINOv2's BiT processor: bicubic resize of the
+    shortest edge to 40, center crop 32."""
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          mlp_ratio=2, initializer_range=0.2)
+    processor = BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
+                                  image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    return Dinov2Model(config), processor
+
+
+def _clip_vision():
+    """CLIP's vision tower alone (CLIPVisionModel): pooler_output is the post-layer-normed CLS token."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    config = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, initializer_factor=4.0)
+    return CLIPVisionModel(config), CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+
+
+def _dpt():
+    """A DPT (ViT backbone) depth model at a fixed 32x32 input, as Intel/dpt-large is at 384x384 (the plain ViT
+    DPT reshapes its tokens to a square grid, so its processor keeps keep_aspect_ratio off)."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    config = DPTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                       intermediate_size=64, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 16, 32],
+                       fusion_hidden_size=16, head_in_index=-1, initializer_range=0.2)
+    return DPTForDepthEstimation(config), DPTImageProcessor(size={"height": 32, "width": 32})
+
+
+def _glpn():
+    """A GLPN depth model; its processor rounds each side down to a multiple of 32 (as vinvino02/glpn-kitti)."""
+    from transformers import GLPNConfig, GLPNForDepthEstimation, GLPNImageProcessor
+
+    config = GLPNConfig(num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[8, 16, 16, 32],
+                        patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2], num_attention_heads=[1, 1, 2, 2],
+                        mlp_ratios=[2, 2, 2, 2], decoder_hidden_size=32, initializer_range=0.2)
+    return GLPNForDepthEstimation(config), GLPNImageProcessor(size_divisor=32)
+
+
+def _swin2sr():
+    """A x2 Swin2SR super-resolution model (pixel-shuffle upsampler, window 4, processor padding to multiples of 8).
+    An init range of 0.05 spreads the reconstruction over [0, 1] (std about 0.28, 11-14% of values clamped) instead
+    of sitting at the mean (transformers' 0.02) or saturating (0.2)."""
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
+
+    config = Swin2SRConfig(image_size=16, patch_size=1, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4,
+                           upscale=2, upsampler="pixelshuffle", initializer_range=0.05)
+    return Swin2SRForImageSuperResolution(config), Swin2SRImageProcessor(size_divisor=8)
+
+BUILDERS.update({
+    "vit-base": ("image-feature-extraction", _vit_base),
+    "dinov2": ("image-feature-extraction", _dinov2),
+    "clip-vision": ("image-feature-extraction", _clip_vision),
+    "dpt": ("depth-estimation", _dpt),
+    "glpn": ("depth-estimation", _glpn),
+    "swin2sr": ("image-to-image", _swin2sr),
+})

@@ -2,7 +2,8 @@
 
 `load_image` turns a path, URL, PIL image, numpy array, raw bytes or base64 string into an RGB PIL image
 (EXIF orientation applied, then `convert("RGB")`, as transformers' `load_image`). `ImageProcessor` mirrors the
-slow transformers image processors (ViT, DeiT, ConvNeXt/ResNet, Segformer, CLIP, DETR, YOLOS, ViLT): resize through PIL
+slow transformers image processors (ViT, DeiT, ConvNeXt/ResNet, Segformer, CLIP, BiT/DINOv2, DETR, YOLOS, ViLT, DPT, GLPN,
+Swin2SR; the last three's sizes and paddings are in processor_sizes.py): resize through PIL
 with the processor's resample filter, center crop, rescale in float64, normalize in float32, channels first.
 """
 
@@ -27,6 +28,7 @@ except ImportError as exc:  # Pillow is the optional `vision` extra
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
 from onnxpipe.limits import UNLIMITED, Limits
 from onnxpipe.media_sources import FILES_AND_URLS, MediaSources, describe, fetch_url
+from onnxpipe.vision.processor_sizes import dpt_size, glpn_size, model_padding
 
 IMAGE_INPUT_TYPES = "a file path, an http(s) URL, a base64 string, a PIL.Image, a numpy HWC uint8 array or raw bytes"
 # processor class -> how it resizes; every one then rescales, normalizes and puts channels first
@@ -39,9 +41,19 @@ RESIZE_MODES = {
     "DetrImageProcessor": "detr",
     "YolosImageProcessor": "yolos",
     "ViltImageProcessor": "vilt",
+    "BitImageProcessor": "shortest_edge",  # DINOv2
+    "DPTImageProcessor": "dpt",
+    "GLPNImageProcessor": "glpn",
+    "Swin2SRImageProcessor": "swin2sr",  # no resize: rescale, then symmetric padding
 }
 # settings whose transformers default differs from the generic ones below (ViLT: bicubic, shortest edge 384)
-PROCESSOR_DEFAULTS: dict[str, dict[str, Any]] = {"ViltImageProcessor": {"resample": 3, "size": {"shortest_edge": 384}}}
+PROCESSOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ViltImageProcessor": {"resample": 3, "size": {"shortest_edge": 384}},
+    "BitImageProcessor": {"resample": 3},
+    "DPTImageProcessor": {"resample": 3, "size": {"height": 384, "width": 384}},
+    "GLPNImageProcessor": {"do_normalize": False, "rescale_factor": 1 / 255},  # GLPN rescales by 1/255 always
+    "Swin2SRImageProcessor": {"do_resize": False, "do_normalize": False},
+}
 
 
 def _open(data: bytes, what: str, limits: Limits = UNLIMITED) -> PIL.Image.Image:
@@ -179,6 +191,9 @@ SIZE_KEYS = {
     "detr": (("shortest_edge", "longest_edge"), ("shortest_edge",), ("height", "width")),
     "yolos": (("shortest_edge", "longest_edge"), ("shortest_edge",), ("height", "width")),
     "vilt": (("shortest_edge",),),
+    "dpt": (("height", "width"),),
+    "glpn": (),  # GLPN has no size: it rounds each side down to a multiple of size_divisor
+    "swin2sr": (),
 }
 
 
@@ -187,7 +202,7 @@ def _size_dict(size: Any, mode: str, where: str) -> Optional[dict[str, int]]:
     if size is None:
         return None
     if isinstance(size, int):
-        return {"height": size, "width": size} if mode == "fixed" else {"shortest_edge": size}
+        return {"height": size, "width": size} if mode in ("fixed", "dpt") else {"shortest_edge": size}
     if isinstance(size, dict) and any(all(k in size for k in keys) for keys in SIZE_KEYS[mode]):
         return size
     wanted = " or ".join("+".join(keys) for keys in SIZE_KEYS[mode])
@@ -231,8 +246,13 @@ class ImageProcessor:
     def _resized(self, image: PIL.Image.Image) -> np.ndarray:
         mode, size = RESIZE_MODES[self.kind], dict(self._get("size", {"height": 224, "width": 224}))
         h, w = image.height, image.width
-        if not self._get("do_resize", True):
+        if not self._get("do_resize", True) or mode == "swin2sr":
             return np.array(image)
+        if mode == "glpn":
+            return self._resize_to(image, *glpn_size(h, w, int(self._get("size_divisor", 32))))
+        if mode == "dpt":
+            keep, multiple = bool(self._get("keep_aspect_ratio", False)), int(self._get("ensure_multiple_of", 1))
+            return self._resize_to(image, *dpt_size(h, w, size, keep, multiple))
         if "height" in size and "width" in size and mode != "convnext":
             return self._resize_to(image, int(size["height"]), int(size["width"]))
         if mode == "convnext":
@@ -282,6 +302,7 @@ class ImageProcessor:
             mean = np.array(self._get("image_mean", [0.5, 0.5, 0.5]), dtype=np.float32)
             std = np.array(self._get("image_std", [0.5, 0.5, 0.5]), dtype=np.float32)
             values = (values - mean) / std
+        values = model_padding(values, RESIZE_MODES[self.kind], self.config)
         return np.ascontiguousarray(values.astype(np.float32, copy=False).transpose(2, 0, 1))
 
 
