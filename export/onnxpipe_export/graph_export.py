@@ -22,6 +22,7 @@ from .manifest_entries import onnx_file_entry, source_entry, stored_validation, 
 from .onnx_files import opset, place_graph
 from .optimize import Fusion, fuse
 from .quantize import write_variant
+from .retrieval_checks import check_retrieval_source
 from .scratch_export import ExportResult, run_export
 from .source import resolve_source
 from .support import copy_support_files
@@ -72,6 +73,7 @@ def _run(plan: _Plan, work: Path, progress: Any, notes: list[str]) -> dict[str, 
     with progress.step("resolve source"):
         source = resolve_source(plan.model, plan.revision)
     recipe = recipe_for_checkpoint(recipe, source.config)  # e.g. DETR panoptic for image-segmentation
+    check_retrieval_source(recipe.task, source.path, source.config)  # a masked-LM head for sparse-embedding...
     check_outside_source(plan.output, source.path)
 
     with progress.step(f"{recipe.exporter} export"):

@@ -124,3 +124,15 @@ def test_bad_input_and_options(splade):
         splade("a", prompt_name="passage")
     with pytest.raises(InvalidOptionError, match="does not take"):
         splade("a", pooling="mean")
+
+
+def test_export_refuses_a_checkpoint_without_masked_lm_head(folders, tmp_path):
+    from onnxpipe_export import export
+    from onnxpipe_export.errors import UnsupportedTaskError
+
+    with pytest.raises(UnsupportedTaskError, match="without a masked-LM head"):
+        export(str(folders.checkpoint("base")), task="sparse-embedding", output=str(tmp_path / "out"), dtype="fp32", quiet=True)
+    with pytest.raises(UnsupportedTaskError, match="sparse_linear.pt or colbert_linear.pt"):
+        export(str(folders.checkpoint("base")), task="hybrid-embedding", output=str(tmp_path / "out"), dtype="fp32", quiet=True)
+    with pytest.raises(UnsupportedTaskError, match="no modules.json"):
+        export(str(folders.checkpoint("base")), task="multi-vector-embedding", output=str(tmp_path / "out"), dtype="fp32", quiet=True)
