@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConversionError, first_line
+from .extra_outputs import extra_output_configs
 from .tasks import ExportTask
 from .vilt import limitations, vilt_export
 
@@ -24,6 +25,7 @@ def optimum_export(source: Path, workdir: Path, recipe: ExportTask) -> Path:
             task=recipe.optimum_task,
             library_name=recipe.optimum_library,
             do_validation=False,
+            custom_onnx_configs=extra_output_configs(source, recipe),
         )
     except Exception as exc:  # optimum raises ValueError, KeyError, RuntimeError... for unsupported models
         raise ConversionError(

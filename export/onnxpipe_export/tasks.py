@@ -39,6 +39,8 @@ class ExportTask:
     # "graph": one graph validated by `metric` (graph_export.py); "generation": graphs with a KV cache, written and
     # validated by generative.py (logits and greedy tokens)
     kind: str = "graph"
+    # outputs added to optimum's graph when the model returns them (extra_outputs.py): pooler_output for `pool=True`
+    extra_outputs: tuple[str, ...] = ()
 
 
 def _generation(task: str, optimum_task: str, model_class: str) -> ExportTask:
@@ -177,6 +179,34 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             token_level=False,
             metric="top1",
             modality="image-text",
+        ),
+        ExportTask(  # vision backbones (ViT, DINOv2, CLIP vision tower): last_hidden_state, plus pooler_output for pool=True
+            task="image-feature-extraction",
+            optimum_task="feature-extraction",
+            model_class="AutoModel",
+            outputs=("last_hidden_state",),
+            token_level=False,
+            metric="cosine",
+            modality="image",
+            extra_outputs=("pooler_output",),
+        ),
+        ExportTask(  # DPT, GLPN: cosine of the depth maps (summed over rows)
+            task="depth-estimation",
+            optimum_task="depth-estimation",
+            model_class="AutoModelForDepthEstimation",
+            outputs=("predicted_depth",),
+            token_level=False,
+            metric="cosine",
+            modality="image",
+        ),
+        ExportTask(  # Swin2SR super-resolution: cosine of the reconstructions
+            task="image-to-image",
+            optimum_task="image-to-image",
+            model_class="AutoModelForImageToImage",
+            outputs=("reconstruction",),
+            token_level=False,
+            metric="cosine",
+            modality="image",
         ),
         ExportTask(
             task="audio-classification",

@@ -27,6 +27,9 @@ TASKS: dict[str, str] = {
     "object-detection": "object_detection:ObjectDetectionPipeline",
     "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
     "zero-shot-image-classification": "zero_shot_image_classification:ZeroShotImageClassificationPipeline",
+    "image-feature-extraction": "image_feature_extraction:ImageFeatureExtractionPipeline",
+    "depth-estimation": "depth_estimation:DepthEstimationPipeline",
+    "image-to-image": "image_to_image:ImageToImagePipeline",
     "visual-question-answering": "visual_question_answering:VisualQuestionAnsweringPipeline",
     "audio-classification": "audio_classification:AudioClassificationPipeline",
     "automatic-speech-recognition": "automatic_speech_recognition:AutomaticSpeechRecognitionPipeline",
@@ -90,6 +93,10 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForSemanticSegmentation": "image-segmentation",
     "DetrForSegmentation": "image-segmentation",  # DETR panoptic
     "CLIPModel": "zero-shot-image-classification",  # before "Model", which would read it as feature-extraction
+    "ForDepthEstimation": "depth-estimation",
+    "ForImageSuperResolution": "image-to-image",
+    # vision backbones, before "Model" (text feature-extraction)
+    **{f"{family}Model": "image-feature-extraction" for family in ("ViT", "Dinov2", "CLIPVision", "DeiT", "Beit")},
     "Model": "feature-extraction",
 }
 
