@@ -180,6 +180,15 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             metric="top1",
             modality="image-text",
         ),
+        ExportTask(  # OWL-ViT / OWLv2: every picture against the captions (text rows split evenly among the images)
+            task="zero-shot-object-detection",
+            optimum_task="zero-shot-object-detection",
+            model_class="AutoModelForZeroShotObjectDetection",
+            outputs=("logits", "pred_boxes"),
+            token_level=False,
+            metric="top1",
+            modality="image-text",
+        ),
         ExportTask(  # vision backbones (ViT, DINOv2, CLIP vision tower): last_hidden_state, plus pooler_output for pool=True
             task="image-feature-extraction",
             optimum_task="feature-extraction",

@@ -27,6 +27,7 @@ TASKS: dict[str, str] = {
     "object-detection": "object_detection:ObjectDetectionPipeline",
     "image-segmentation": "image_segmentation:ImageSegmentationPipeline",
     "zero-shot-image-classification": "zero_shot_image_classification:ZeroShotImageClassificationPipeline",
+    "zero-shot-object-detection": "zero_shot_object_detection:ZeroShotObjectDetectionPipeline",
     "image-feature-extraction": "image_feature_extraction:ImageFeatureExtractionPipeline",
     "depth-estimation": "depth_estimation:DepthEstimationPipeline",
     "image-to-image": "image_to_image:ImageToImagePipeline",
@@ -89,6 +90,8 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForQuestionAnswering": "question-answering",
     "ForMaskedLM": "fill-mask",
     "ForImageClassification": "image-classification",
+    "OwlViTForObjectDetection": "zero-shot-object-detection",  # before "ForObjectDetection"
+    "Owlv2ForObjectDetection": "zero-shot-object-detection",
     "ForObjectDetection": "object-detection",
     "ForSemanticSegmentation": "image-segmentation",
     "DetrForSegmentation": "image-segmentation",  # DETR panoptic

@@ -289,3 +289,75 @@ BUILDERS.update({
     "glpn": ("depth-estimation", _glpn),
     "swin2sr": ("image-to-image", _swin2sr),
 })
+
+
+# -- issue 18: zero-shot-object-detection (OWL-ViT, OWLv2) -------------------------------------------------------
+OWL_MAX_TOKENS = 16  # the OWL text encoders' max_position_embeddings (and their tokenizers' model_max_length)
+
+
+class _ProcessorAndTokenizer:
+    """An image processor and a tokenizer saved into one folder (build_vision_checkpoint saves the 'processor')."""
+
+    def __init__(self, image_processor: Any, tokenizer: Any):
+        self.image_processor, self.tokenizer = image_processor, tokenizer
+
+    def save_pretrained(self, folder: str) -> None:
+        self.image_processor.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+
+def _owl_tokenizer() -> Any:
+    """The tiny CLIP tokenizer (WordPiece, no token_type_ids) with OWL's 16-token limit; sets _CLIP_VOCAB & co."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        _clip_tokenizer(Path(scratch))
+        return AutoTokenizer.from_pretrained(
+            scratch, model_input_names=["input_ids", "attention_mask"], model_max_length=OWL_MAX_TOKENS
+        )
+
+
+def _owl_configs() -> tuple[dict[str, Any], dict[str, Any]]:
+    text = dict(vocab_size=_CLIP_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=OWL_MAX_TOKENS, pad_token_id=0,
+                bos_token_id=_CLIP_BOS, eos_token_id=_CLIP_EOS)
+    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4)
+    return text, vision
+
+
+def _owlvit():
+    """A tiny OWL-ViT detector: 32x32 input (stretched, as OWL-ViT's processor does), 8-pixel patches -> 16 boxes;
+    projection_dim = the text width, as the class head needs."""
+    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor
+
+    tokenizer = _owl_tokenizer()
+    text, vision = _owl_configs()
+    config = OwlViTConfig(text_config=text, vision_config=vision, projection_dim=32, initializer_factor=4.0)
+    processor = OwlViTImageProcessor(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32})
+    return OwlViTForObjectDetection(config), _ProcessorAndTokenizer(processor, tokenizer)
+
+
+def _owlv2():
+    """A tiny OWLv2 detector (pads to a square, then resizes to 32x32). Its class, box and objectness heads are
+    left at torch's default N(0, 1) init by transformers, which saturates every score at 1.0 with the same boxes
+    whatever the label: they are redrawn with std 0.1, so labels and images decide the output."""
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor
+
+    tokenizer = _owl_tokenizer()
+    text, vision = _owl_configs()
+    model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=32))
+    with torch.no_grad():
+        for head in (model.class_head, model.box_head, model.objectness_head):
+            for parameter in head.parameters():
+                parameter.normal_(0.0, 0.1)
+    return model, _ProcessorAndTokenizer(Owlv2ImageProcessor(size={"height": 32, "width": 32}), tokenizer)
+
+
+BUILDERS.update({
+    "owlvit": ("zero-shot-object-detection", _owlvit),
+    "owlv2": ("zero-shot-object-detection", _owlv2),
+})
