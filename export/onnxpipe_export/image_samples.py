@@ -89,9 +89,15 @@ def build_image_samples(source: Path, modality: str = "image") -> Samples:
 
 
 def build_image_calibration(source: Path, modality: str = "image") -> list[Batch]:
-    """One generated picture per calibration batch, distinct from the validation pictures (and questions)."""
+    """One generated picture per calibration batch, distinct from the validation pictures (and questions); pictures
+    the processor cannot take are left out (GLPN rounds sides down to multiples of 32: 30 pixels become 0)."""
     processor, tokenizer = load_image_processor(source), _tokenizer(source, modality)
-    return [
-        _batch(processor, [generated_image(h, w, 100 + i)], _texts(tokenizer, modality, 3 + i, 1))
-        for i, (h, w) in enumerate(CALIBRATION_SIZES)
-    ]
+    batches = []
+    for i, (h, w) in enumerate(CALIBRATION_SIZES):
+        try:
+            batches.append(_batch(processor, [generated_image(h, w, 100 + i)], _texts(tokenizer, modality, 3 + i, 1)))
+        except ValueError:
+            continue
+    if not batches:
+        raise ConversionError(f"The image processor of {str(source)!r} takes none of the calibration pictures {CALIBRATION_SIZES}.")
+    return batches
