@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--q4-method", choices=tuple(Q4_METHODS), help=f"how the q4 file's 4-bit weights are chosen (generation tasks; "
-        f"default {DEFAULT_Q4_METHOD}): rtn-mixed rtn with the LM head, MLP down projections and first/last layers "
+        f"default {DEFAULT_Q4_METHOD}): rtn-mixed rtn with the LM head, value and MLP down projections, first/last layers "
         "at 8 bits, rtn symmetric round-to-nearest, rtn-asym with zero points, kquant, hqq, gptq (calibrated)",
     )
     parser.add_argument(

@@ -8,9 +8,10 @@ run time), so all recipes run at about the same speed; they differ in how the 4-
 which MatMuls stay at 8 bits:
 
 - rtn-mixed (the default): rtn below, except the MatMuls that cost 4-bit files most quality, kept at 8 bits
-  (weight_only_mixed.py): the LM head (and with it a tied token embedding), every MLP's down projection, and
-  the first and last layers. On SmolLM2-135M (benchmarks/results/quantized_quality.md) it moved top-1
-  agreement with torch fp32 from 0.658 to 0.756 and the NLL change from +5.9% to +0.8%, for 119 MB against 89;
+  (weight_only_mixed.py): the LM head (and with it a tied token embedding), every attention's value projection,
+  every MLP's down projection, and the first and last layers. On SmolLM2-135M
+  (benchmarks/results/quantized_quality.md) it moved top-1 agreement with torch fp32 from 0.658 to 0.809 and
+  the NLL change from +5.9% to +0.14%, for 121 MB against 89;
 - rtn: symmetric round-to-nearest (onnxruntime's DefaultWeightOnlyQuantConfig, no zero points);
 - rtn-asym: round-to-nearest with a 4-bit zero point per block (min/max range);
 - kquant: llama.cpp's k-quant search (KQuantWeightOnlyQuantConfig): per block, the scale and minimum that
@@ -36,7 +37,7 @@ ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations quantized per b
 BLOCK_SIZES: tuple[int, ...] = (16, 32, 64, 128)
 DEFAULT_BLOCK_SIZE = 32
 #: the MatMuls a "-mixed" q4 method keeps at 8 bits (weight_only_mixed.ROLES)
-MIXED_ROLES: tuple[str, ...] = ("lm_head", "down_proj", "edge_layers")
+MIXED_ROLES: tuple[str, ...] = ("lm_head", "v_proj", "down_proj", "edge_layers")
 #: --q4-method -> (onnxruntime algorithm, symmetric, roles kept at 8 bits)
 Q4_METHODS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "rtn-mixed": ("rtn", True, MIXED_ROLES),

@@ -136,7 +136,7 @@ def test_mixed_keeps_the_chosen_matmuls_at_8_bits(llama_recipes) -> None:
     gather = _nodes(folder / "model_q4.onnx", "GatherBlockQuantized")[0]
     assert _attrs(gather)["bits"] == 8 and gather.input[0] == head.input[1]
     assert DEFAULT_Q4_METHOD == "rtn-mixed" and weight_only_options().recipe(4).eight_bit_roles == (
-        "lm_head", "down_proj", "edge_layers")
+        "lm_head", "v_proj", "down_proj", "edge_layers")
     assert weight_only_options().recipe(8).eight_bit_roles == ()
 
 
