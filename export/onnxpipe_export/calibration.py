@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio_samples import build_audio_calibration
+from .document_samples import build_document_calibration
 from .image_samples import build_image_calibration
 from .samples import Batch, load_tokenizer, max_length
 
@@ -35,6 +36,8 @@ def build_calibration(source: Path, config: dict[str, Any], modality: str = "tex
     models get generated pictures, audio models generated clips, one per batch."""
     if modality == "audio":
         return build_audio_calibration(source)
+    if modality == "document":
+        return build_document_calibration(source, config)
     if modality != "text":
         return build_image_calibration(source, modality)
     tokenizer = load_tokenizer(source)

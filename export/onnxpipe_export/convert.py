@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .document_export import document_export
 from .errors import ConversionError, first_line
 from .extra_outputs import extra_output_configs
 from .tasks import ExportTask
@@ -40,9 +41,12 @@ def optimum_export(source: Path, workdir: Path, recipe: ExportTask) -> Path:
 
 
 def export_onnx(source: Path, workdir: Path, recipe: ExportTask) -> Path:
-    """The plain ONNX export of a checkpoint by the recipe's exporter: optimum, or vilt.py for ViLT."""
+    """The plain ONNX export of a checkpoint by the recipe's exporter: optimum, vilt.py for ViLT, or document_export.py
+    for LayoutLM document QA."""
     if recipe.exporter == "vilt":
         return vilt_export(source, workdir, recipe)
+    if recipe.exporter == "document":
+        return document_export(source, workdir, recipe)
     return optimum_export(source, workdir, recipe)
 
 

@@ -30,11 +30,13 @@ class ExportTask:
     # sentence-transformers model (outputs token_embeddings + sentence_embedding, not the transformers outputs)
     optimum_library: str = "transformers"
     # "image": validated and calibrated on generated pictures (image_samples.py); "image-text": pictures
-    # plus tokenized captions (CLIP); "image-question": each picture with one tokenized question (ViLT)
+    # plus tokenized captions (CLIP); "image-question": each picture with one tokenized question (ViLT);
+    # "document": made-up (word, box) forms with a question each, and a picture for LayoutLMv3 (document_samples.py)
     modality: str = "text"
     class_axis: int = -1  # the axis "top1" takes the argmax over (1 for per-pixel logits (B, C, H, W))
     # who writes the plain ONNX graph (convert.py): "optimum" (main_export), or "vilt" (vilt.py: torch.onnx
-    # with an export-friendly patch embedding, for ViLT, which optimum does not export)
+    # with an export-friendly patch embedding, for ViLT, which optimum does not export), "document"
+    # (document_export.py: optimum on a model loaded for document QA, LayoutLM v1 included)
     exporter: str = "optimum"
     # "graph": one graph validated by `metric` (graph_export.py); "generation": graphs with a KV cache, written and
     # validated by generative.py (logits and greedy tokens)
@@ -244,6 +246,18 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             metric="top1",
             modality="image-question",
             exporter="vilt",
+        ),
+        ExportTask(  # LayoutLM v1 / LayoutLMv3 (document_export.py); span agreement over every position: LayoutLMv3's
+            # logits run over the text tokens then the image patches, so the comparison takes no text mask
+            task="document-question-answering",
+            optimum_task="question-answering",
+            model_class="AutoModelForDocumentQuestionAnswering",
+            outputs=("start_logits", "end_logits"),
+            token_level=False,
+            metric="top1",
+            modality="document",
+            class_axis=1,
+            exporter="document",
         ),
         _generation("text-generation", "text-generation-with-past", "AutoModelForCausalLM"),
         _generation("text2text-generation", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),

@@ -14,6 +14,7 @@ from onnxpipe.validation import Comparison, fp32_tolerance, run_file, stacked
 from onnxpipe.validation import compare as compare_outputs
 
 from .audio_samples import build_audio_samples
+from .document_samples import build_document_samples
 from .errors import ConversionError, first_line
 from .image_samples import build_image_samples
 from .samples import Batch, Samples, load_tokenizer, max_length
@@ -55,6 +56,8 @@ def build_samples(source: Path, recipe: ExportTask, config: dict[str, Any]) -> S
     image tasks get generated pictures processed by the checkpoint's image processor instead."""
     if recipe.modality == "audio":
         return build_audio_samples(source)
+    if recipe.modality == "document":
+        return build_document_samples(source, config)
     if recipe.modality != "text":
         return build_image_samples(source, recipe.modality)
     tokenizer = load_tokenizer(source)

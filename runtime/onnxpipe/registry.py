@@ -32,6 +32,7 @@ TASKS: dict[str, str] = {
     "depth-estimation": "depth_estimation:DepthEstimationPipeline",
     "image-to-image": "image_to_image:ImageToImagePipeline",
     "visual-question-answering": "visual_question_answering:VisualQuestionAnsweringPipeline",
+    "document-question-answering": "document_question_answering:DocumentQuestionAnsweringPipeline",
     "audio-classification": "audio_classification:AudioClassificationPipeline",
     "automatic-speech-recognition": "automatic_speech_recognition:AutomaticSpeechRecognitionPipeline",
     "text-generation": "text_generation:TextGenerationPipeline",
@@ -87,6 +88,8 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForSequenceClassification": "text-classification",
     "ForTokenClassification": "token-classification",
     "ViltForQuestionAnswering": "visual-question-answering",  # before "ForQuestionAnswering" (text QA)
+    "LayoutLMForQuestionAnswering": "document-question-answering",  # LayoutLM v1, before text QA too
+    "LayoutLMv3ForQuestionAnswering": "document-question-answering",
     "ForQuestionAnswering": "question-answering",
     "ForMaskedLM": "fill-mask",
     "ForImageClassification": "image-classification",

@@ -41,6 +41,7 @@ RESIZE_MODES = {
     "DetrImageProcessor": "detr",
     "YolosImageProcessor": "yolos",
     "ViltImageProcessor": "vilt",
+    "LayoutLMv3ImageProcessor": "fixed",  # document-question-answering reads its OCR settings (apply_ocr...)
     "BitImageProcessor": "shortest_edge",  # DINOv2
     "DPTImageProcessor": "dpt",
     "GLPNImageProcessor": "glpn",
