@@ -140,8 +140,9 @@ def compare(
             agree += int((np.sign(a[:, None] - a)[upper] == np.sign(b[:, None] - b)[upper]).sum())
             rows += len(upper[0])
         else:
+            if out.ndim > 3:  # image outputs (B, C, H, W): one vector per image
+                out, ref = out.reshape(len(out), 1, -1), ref.reshape(len(ref), 1, -1)
             a, b = _mean_pool(out, mask), _mean_pool(ref, mask)
-            a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)  # image outputs (B, C, H, W) pool to (B, H, W)
             norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
             cosines.extend(((a * b).sum(axis=1) / np.maximum(norms, 1e-12)).tolist())
     figures: dict[str, Optional[float]] = {"max_abs_diff": max(diffs), "tolerance": tolerance}

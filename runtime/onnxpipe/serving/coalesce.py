@@ -10,6 +10,8 @@ that kind is always run alone. New tasks need no change here.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import threading
@@ -37,8 +39,24 @@ def _catchable(exc: BaseException) -> bool:
 _PLAIN = (float, int, str, bool, type(None))
 
 
+def png_base64(image: Any) -> str:
+    """A PIL image as a base64 string of its PNG file (how answers carry segmentation masks, depth pictures and
+    upscaled images, as the Hugging Face Inference API carries masks)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _is_pil_image(value: Any) -> bool:
+    """A PIL image, told without importing Pillow (text-only servers need not have it)."""
+    return type(value).__module__.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "mode")
+
+
 def jsonable(value: Any) -> Any:
-    """`value` with numpy arrays and scalars turned into lists and Python numbers (what JSON can carry)."""
+    """`value` with numpy arrays and scalars turned into lists and Python numbers, and PIL images into base64 PNG
+    strings (what JSON can carry)."""
+    if _is_pil_image(value):
+        return png_base64(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
