@@ -110,6 +110,13 @@ SPECS: dict[str, TaskSpec] = {
         TaskSpec("image-segmentation", "ORTModelForSemanticSegmentation", modality="image"),
         TaskSpec("zero-shot-image-classification", "ORTModelForZeroShotImageClassification", modality="image",
                  call_options={"candidate_labels": list(IMAGE_LABELS)}),
+        # hidden states as arrays on every engine (nested lists would time list building); Optimum's pipeline()
+        # has no image-feature-extraction or depth-estimation entry (optimum-onnx 0.1.0's ORT_TASKS_MAPPING)
+        TaskSpec("image-feature-extraction", None, {"return_tensors": True}, modality="image",
+                 optimum_note="Optimum's pipeline() has no image-feature-extraction task (optimum-onnx 0.1.0)"),
+        TaskSpec("depth-estimation", None, modality="image",
+                 optimum_note="Optimum has no ORTModel class for depth-estimation (optimum-onnx 0.1.0)"),
+        TaskSpec("image-to-image", "ORTModelForImageToImage", modality="image"),
         # inputs are {"image": picture, "question": VQA_QUESTION}; top_k: the pipelines' default (5)
         TaskSpec("visual-question-answering", None, modality="image",
                  optimum_note="Optimum has no ORTModel class for visual-question-answering (ViLT)"),
