@@ -177,6 +177,8 @@ def test_bad_rows_and_options_stop_before_anything_is_written(bert, st_folder, t
     good.write_text('{"text": "a"}\n', encoding="utf-8")
     with pytest.raises(CorpusInputError, match=r"v.csv: cannot tell the output format from '.csv'; name it .parquet"):
         embed_file(bert, good, tmp_path / "v.csv", progress=False)
+    with pytest.raises(InvalidOptionError, match=r"--id-column\) has no place in v.npy.*Write a .parquet output"):
+        embed_file(bert, good, tmp_path / "v.npy", id_column="doc", progress=False)
     with pytest.raises(InvalidOptionError, match="pooling must be one of auto, folder, "):
         EmbedOptions(pooling="none")
     with pytest.raises(InvalidOptionError, match="batch_size must be an int >= 1; got 0"):

@@ -69,6 +69,9 @@ def embed_file(model: Union[str, Path], input_path: Union[str, Path], output: Un
         raise InvalidOptionError(f"chunk_size must be an int >= 1; got {chunk_size!r}.")
     input_path, output = Path(input_path), Path(output)
     kind = output_format(output)
+    if kind == "npy" and id_column is not None:
+        raise InvalidOptionError(f"id_column={id_column!r} (--id-column) has no place in {output.name}: a .npy output "
+                                 "holds the vectors only, in row order. Write a .parquet output to keep the ids.")
     reader = CorpusReader(input_path, text_column, id_column)
     pipe = load_pipeline(str(model), dtype, device, threads)
     check_options(pipe, options)
