@@ -41,26 +41,17 @@ def _reflect_indices(index: np.ndarray, length: int) -> np.ndarray:
     return np.where(index >= length, period - index, index)
 
 
-def gaussian_blur(image: np.ndarray, sigma: float, axis: int) -> np.ndarray:
-    """scipy.ndimage.gaussian_filter1d(image, sigma, axis, mode="mirror") on float32: a float64 sum, rounded
-    to float32 (as scipy writes a float32 output)."""
+def gaussian_weights(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, weights) of scipy.ndimage.gaussian_filter1d's kernel: radius int(4 sigma + 0.5), normalized."""
     radius = int(GAUSSIAN_TRUNCATE * sigma + 0.5)
     taps = np.arange(-radius, radius + 1)
     weights = np.exp(-0.5 / (sigma * sigma) * taps.astype(np.float64) ** 2)
-    weights /= weights.sum()
-    length = image.shape[axis]
-    source = np.moveaxis(image, axis, 0).astype(np.float64)
-    total = np.zeros_like(source)
-    positions = np.arange(length)
-    for tap, weight in zip(taps, weights):
-        total += weight * source[_reflect_indices(positions + tap, length)]
-    return np.ascontiguousarray(np.moveaxis(total, 0, axis)).astype(np.float32)
+    return taps, weights / weights.sum()
 
 
-def _linear_axis(source: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Bilinear zoom along one axis as scipy.ndimage.zoom(order=1, mode="mirror", grid_mode=True) samples it:
-    output pixel k reads input coordinate (k + 0.5) * (n / size) - 0.5, folded back at the edges."""
-    length = source.shape[axis]
+def linear_sampling(length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, frac) of scipy.ndimage.zoom(order=1, mode="mirror", grid_mode=True) along one axis: output
+    pixel k reads input coordinate (k + 0.5) * (length / size) - 0.5, folded back at the edges."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) * (length / size) - 0.5
     if length > 1:
         period = 2.0 * (length - 1)
@@ -69,24 +60,39 @@ def _linear_axis(source: np.ndarray, size: int, axis: int) -> np.ndarray:
     else:
         coords = np.zeros_like(coords)
     low = np.floor(coords).astype(np.int64)
-    frac = coords - low
-    high = _reflect_indices(low + 1, length)
-    shape = [1] * source.ndim
-    shape[axis] = size
-    frac = frac.reshape(shape)
+    return low, _reflect_indices(low + 1, length), coords - low
+
+
+def _resample_axis(source: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """One axis of Owlv2ImageProcessor.resize (float32 or float64 in, float64 out): where it shrinks, the Gaussian blur of scipy's
+    gaussian_filter (mode "mirror", sigma (factor - 1) / 2, rounded to float32 as scipy writes it), computed only
+    at the input positions the bilinear zoom then reads; then that zoom."""
+    length = source.shape[axis]
+    low, high, frac = linear_sampling(length, size)
+    sigma = max(0.0, (length / size - 1) / 2)
+    if sigma > 1e-15:  # scipy skips axes whose sigma is (nearly) zero
+        needed, inverse = np.unique(np.concatenate([low, high]), return_inverse=True)
+        taps, weights = gaussian_weights(sigma)
+        shape = list(source.shape)
+        shape[axis] = len(needed)
+        blurred, tap = np.zeros(shape, dtype=np.float64), np.empty(shape, dtype=source.dtype)
+        for offset, weight in zip(taps, weights):
+            np.take(source, _reflect_indices(needed + offset, length), axis=axis, out=tap)
+            blurred += weight * tap
+        source = blurred.astype(np.float32)
+        low, high = inverse[:size], inverse[size:]
+    weights_shape = [1] * source.ndim
+    weights_shape[axis] = size
+    frac = frac.reshape(weights_shape)
     return np.take(source, low, axis=axis) * (1.0 - frac) + np.take(source, high, axis=axis) * frac
 
 
 def owlv2_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Owlv2ImageProcessor.resize on an HWC float32 array: anti-aliasing blur where it shrinks, bilinear zoom,
-    clipped to the input's value range; float32 out."""
-    blurred = image
-    for axis, size in ((0, height), (1, width)):
-        sigma = max(0.0, (image.shape[axis] / size - 1) / 2)
-        if sigma > 1e-15:  # scipy skips axes whose sigma is (nearly) zero
-            blurred = gaussian_blur(blurred, sigma, axis)
-    zoomed = _linear_axis(_linear_axis(blurred.astype(np.float64), height, 0), width, 1).astype(np.float32)
-    return np.clip(zoomed, image.min(), image.max())
+    clipped to the input's value range; float32 out. Blur and zoom are linear and act on one axis each, so they
+    run axis by axis, which equals scipy's blur-both-then-zoom up to float32 rounding."""
+    resized = _resample_axis(_resample_axis(image, height, 0), width, 1).astype(np.float32)
+    return np.clip(resized, image.min(), image.max())
 
 
 @dataclass(frozen=True)
@@ -129,9 +135,12 @@ class OwlImageProcessor:
                 "The image is 1x1 pixel: transformers' image processors cannot tell its channel axis and fail. "
                 "Pass an image of at least 2x2 pixels."
             )
-        values = np.asarray(image).astype(np.float32)
-        if self.config["do_rescale"]:
-            values = (np.asarray(image).astype(np.float64) * float(self.config["rescale_factor"])).astype(np.float32)
+        values = np.asarray(image)
+        if self.config["do_rescale"] and values.dtype == np.uint8:  # transformers' float64 product, by table
+            values = (np.arange(256, dtype=np.float64) * float(self.config["rescale_factor"])).astype(np.float32)[values]
+        elif self.config["do_rescale"]:
+            values = (values.astype(np.float64) * float(self.config["rescale_factor"])).astype(np.float32)
+        values = values.astype(np.float32, copy=False)
         if self.config["do_pad"]:
             side = max(values.shape[0], values.shape[1])
             padding = ((0, side - values.shape[0]), (0, side - values.shape[1]), (0, 0))
