@@ -208,3 +208,35 @@ def test_task_inferred_from_config_without_manifest(arch, vision_models, tmp_pat
     shutil.copytree(vision_models.get(arch).onnx, folder)
     (folder / "onnxpipe.json").unlink()
     assert pipeline(model=str(folder), dtype="fp32").task == "zero-shot-object-detection"
+
+
+def test_served_route(vision_models, tmp_path):
+    """`onnxpipe serve`: a base64 image with parameters.candidate_labels, or the {"image", "candidate_labels"} dict,
+    answers as the pipeline does; missing labels are a 422 naming the fix."""
+    pytest.importorskip("starlette")
+    import base64
+    import io
+
+    from support.live_server import ServerProcess, post
+
+    from onnxpipe import pipeline
+
+    folder = vision_models.get("owlvit").onnx
+    direct = pipeline("zero-shot-object-detection", model=str(folder), dtype="fp32")
+    image = sample_images()[0]
+    data = io.BytesIO()
+    image.save(data, format="PNG")
+    encoded = base64.b64encode(data.getvalue()).decode()
+    srv = ServerProcess({"owl": folder}, tmp_path / "server.log")
+    try:
+        url = srv.url + "/models/owl"
+        answer = post(url, {"inputs": encoded, "parameters": {"candidate_labels": LABELS, "top_k": 5}})
+        assert answer.status_code == 200, answer.text
+        assert_same(answer.json(), direct(image, candidate_labels=LABELS, top_k=5), 1e-5)
+        answer = post(url, {"inputs": {"image": encoded, "candidate_labels": "cat,dog"}, "parameters": {"threshold": 0.0}})
+        assert answer.status_code == 200, answer.text
+        assert_same(answer.json(), direct(image, candidate_labels="cat,dog", threshold=0.0), 1e-5)
+        refused = post(url, {"inputs": encoded})
+        assert refused.status_code == 422 and "candidate_labels" in refused.json()["error"], refused.text
+    finally:
+        srv.stop()
