@@ -64,6 +64,7 @@ RECIPES: dict[str, WeightOnlyRecipe] = {
     "q4 kquant b32": _recipe(4, "kquant"),
     "q4 kquant b16": _recipe(4, "kquant", 16),
     "q4 kquant b64": _recipe(4, "kquant", 64),
+    "q4 rtn-mixed b32 (default)": _recipe(4, "rtn-mixed"),
     "q4 rtn b32 level 0 (fp32 compute)": _recipe(4, "rtn", accuracy_level=0),
     "q4 rtn b32 head8": _recipe(4, "rtn", keep_8bit=("lm_head",)),
     "q4 rtn b32 head8 down8": _recipe(4, "rtn", keep_8bit=("lm_head", "down_proj")),
