@@ -11,7 +11,7 @@ from onnxpipe.text.tokenizer import max_input_length
 from .clips import make_clips
 from .images import make_images
 from .inputs import load_tokenizer, make_texts
-from .tasks import AUDIO_RATE, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
+from .tasks import AUDIO_RATE, IMAGE_LABELS, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
 
 
 def max_tokens(folder: Any) -> Optional[int]:
@@ -31,6 +31,8 @@ def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple
         pictures = make_images(count, *IMAGE_SIZE)
         if spec.task == "visual-question-answering":  # the worker decodes the picture and keeps the question
             return [{"image": picture, "question": VQA_QUESTION} for picture in pictures], None
+        if spec.task == "zero-shot-object-detection":  # per-picture labels: the form both pipelines read alike
+            return [{"image": picture, "candidate_labels": list(IMAGE_LABELS)} for picture in pictures], None
         return pictures, None
     if spec.modality == "audio":
         return make_clips(count, float(str(seq_len).rstrip("s")), AUDIO_RATE), None
