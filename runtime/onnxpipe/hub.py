@@ -11,7 +11,8 @@ from typing import Optional
 
 from onnxpipe.errors import ModelNotFoundError
 
-METADATA_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "1_Pooling/*"]
+# sentence-transformers module folders: the Dense layers' weights are small and read by the runtime itself
+METADATA_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "1_Pooling/*", "*_Dense/model.safetensors"]
 
 
 def _offline_hint(repo_id: str) -> str:
