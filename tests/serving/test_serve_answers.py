@@ -91,10 +91,15 @@ def test_openai_embeddings(server, direct):
     single = post(server.url + "/v1/embeddings", {"input": "hello world", "encoding_format": "base64"}).json()
     decoded = np.frombuffer(base64.b64decode(single["data"][0]["embedding"]), dtype="<f4")
     np.testing.assert_allclose(decoded, expected[0], atol=ATOL)
+    short = post(server.url + "/v1/embeddings", {"input": "hello world", "dimensions": 8}).json()["data"][0]["embedding"]
+    cut = np.asarray(expected[0][:8])
+    np.testing.assert_allclose(short, cut / np.linalg.norm(cut), atol=ATOL)  # Matryoshka: cut, then normalized
 
 
 @pytest.mark.parametrize("body,status,needle", [
-    ({"input": "x", "dimensions": 8}, 422, "'dimensions'"),
+    ({"input": "x", "dimensions": 0}, 422, "dimensions must be a positive int"),
+    ({"input": "x", "dimensions": 100000}, 422, "dimensions=100000 is above the model's"),
+    ({"input": "x", "user": "me"}, 422, "'user'"),
     ({"input": [1, 2, 3]}, 422, "token-id inputs are not supported"),
     ({"input": "x", "model": "cls"}, 422, "is a text-classification model"),
     ({"input": "x", "model": "nope"}, 404, "no model named 'nope'"),

@@ -35,6 +35,16 @@ def encode(vector: list[float], encoding: str) -> Any:
     return vector
 
 
+def shortened(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
+    """Matryoshka shortening, as OpenAI's `dimensions` and TEI's do it: the first `dimensions` values of each vector,
+    L2-normalized again. 422 past the model's size. Any model is cut; one not trained Matryoshka-style loses more."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if dimensions > array.shape[-1]:
+        raise RequestError(422, "invalid_request", f"dimensions={dimensions} is above the model's {array.shape[-1]}.")
+    cut = array[:, :dimensions]
+    return (cut / np.maximum(np.linalg.norm(cut, axis=-1, keepdims=True), 1e-12)).tolist()
+
+
 def embeddings_route(state: ServerState) -> Callable[[Request], Awaitable[Response]]:
     """The `/v1/embeddings` handler: each text is one job on the model's batcher, pooled as --embedding-pooling says."""
     params = {"pooling": state.config.embedding_pooling, "normalize": True}
@@ -42,10 +52,12 @@ def embeddings_route(state: ServerState) -> Callable[[Request], Awaitable[Respon
     async def handler(request: Request) -> Response:
         deadline = deadline_of(request.headers, state.config.timeout_s)
         body = await read_body(request, state.config.max_body_bytes)
-        name, texts, encoding = parse_embeddings(body, state.pipes)
+        name, texts, encoding, dimensions = parse_embeddings(body, state.pipes)
         check_input_count(len(texts), state.config.limits)
         request.state.model = name
         vectors = await state.infer(name, [Job(text, dict(params)) for text in texts], deadline, request.is_disconnected)
+        if dimensions is not None:
+            vectors = shortened(vectors, dimensions)
         tokens = token_count(state.pipes[name], texts)
         return JSONResponse({
             "object": "list",

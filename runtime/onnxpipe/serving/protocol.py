@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("onnxpipe.serve")
 BODY_FIELDS = ("inputs", "parameters", "stream")
 EMBEDDINGS_TASK = "feature-extraction"
-EMBEDDINGS_FIELDS = ("input", "model", "encoding_format")
+EMBEDDINGS_FIELDS = ("input", "model", "encoding_format", "dimensions")
 EMBEDDINGS_ENCODINGS = ("float", "base64")
 TIMEOUT_HEADER = "x-request-timeout"
 
@@ -222,8 +222,8 @@ def _positional_names(pipe: Any) -> frozenset[str]:
     )
 
 
-def parse_embeddings(body: bytes, pipes: Mapping[str, Any]) -> tuple[str, list[str], str]:
-    """(model name, texts, encoding format) of an OpenAI embeddings body; RequestError naming what is wrong.
+def parse_embeddings(body: bytes, pipes: Mapping[str, Any]) -> tuple[str, list[str], str, Optional[int]]:
+    """(model name, texts, encoding format, dimensions) of an OpenAI embeddings body; RequestError naming what is wrong.
     Without "model", the one feature-extraction model served is used (422 when there are several or none)."""
     payload = parse_json(body)
     if not isinstance(payload, dict) or "input" not in payload:
@@ -233,7 +233,7 @@ def parse_embeddings(body: bytes, pipes: Mapping[str, Any]) -> tuple[str, list[s
         raise RequestError(
             422, "invalid_request",
             f"unsupported field(s) {unknown}: onnxpipe's /v1/embeddings takes {', '.join(EMBEDDINGS_FIELDS)} "
-            "(vectors keep the model's full size; `dimensions` and `user` are not implemented).",
+            "(`user` is not implemented).",
         )
     name = _embedding_model(payload.get("model"), pipes)
     texts = payload["input"]
@@ -245,7 +245,10 @@ def parse_embeddings(body: bytes, pipes: Mapping[str, Any]) -> tuple[str, list[s
     encoding = payload.get("encoding_format") or "float"
     if encoding not in EMBEDDINGS_ENCODINGS:
         raise RequestError(422, "invalid_request", f"encoding_format must be 'float' or 'base64', got {encoding!r}.")
-    return name, texts, encoding
+    dimensions = payload.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+        raise RequestError(422, "invalid_request", f"dimensions must be a positive int, got {dimensions!r}.")
+    return name, texts, encoding, dimensions
 
 
 def _embedding_model(name: Any, pipes: Mapping[str, Any]) -> str:
