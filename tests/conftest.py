@@ -166,18 +166,20 @@ class GenerationStore:
         task = generation_checkpoints.ARCH_TASK[arch]
         return self.store._once(f"generation-{arch}", task, lambda folder: self.checkpoint(arch))
 
-    def with_dtypes(self, arch: str, dtypes: tuple[str, ...]) -> Path:
-        """`arch` exported quietly for its default task with `dtypes` (fp32 is always written), once per session."""
+    def with_dtypes(self, arch: str, dtypes: tuple[str, ...], **options: Any) -> Path:
+        """`arch` exported quietly for its default task with `dtypes` (fp32 is always written) and export `options`
+        (e.g. q4_method), once per session."""
         from support import generation_checkpoints
 
-        key = (arch, *dtypes)
+        key = (arch, *dtypes, *(f"{k}-{v}" for k, v in sorted(options.items())))
         if key not in self._folders:
             from onnxpipe_export import export
 
             folder = self.store.root / "onnx" / "-".join(["generation", *key])
             with warnings.catch_warnings():  # reduced precision on tiny random models warns about its quality
                 warnings.simplefilter("ignore")
-                export(self.checkpoint(arch), generation_checkpoints.ARCH_TASK[arch], folder, list(dtypes), quiet=True)
+                export(self.checkpoint(arch), generation_checkpoints.ARCH_TASK[arch], folder, list(dtypes), quiet=True,
+                       **options)
             self._folders[key] = folder
         return self._folders[key]
 

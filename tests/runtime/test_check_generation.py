@@ -18,7 +18,7 @@ from onnxpipe.quality import QUALITY_NAME, load_quality_references, save_quality
 @pytest.fixture(scope="module")
 def llama(generation_models):
     """Tiny Llama (chat template) exported with fp32, int8 and q4 (shared with tests/export/test_generation_quality.py)."""
-    return generation_models.with_dtypes("llama", ("fp32", "int8", "q4"))
+    return generation_models.with_dtypes("llama", ("fp32", "int8", "q4"), q4_method="rtn")  # shared with test_generation_quality
 
 
 def _copy(folder, tmp_path):
