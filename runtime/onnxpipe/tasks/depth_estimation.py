@@ -8,21 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import PIL.Image
 
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.options import check_timeout
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from onnxpipe.vision.images import array_image
 from onnxpipe.vision.resize import bicubic_resize
 
 
-def depth_image(depth: np.ndarray) -> PIL.Image.Image:
+def depth_image(depth: np.ndarray) -> Any:
     """transformers' depth picture: (depth - min) / (max - min) * 255 cast to uint8 (truncated), in float32. A flat
     map (max == min, where transformers divides by zero) gives a black image."""
     depth = np.asarray(depth, dtype=np.float32)
     low, span = depth.min(), depth.max() - depth.min()
     scaled = (depth - low) / span if span > 0 else np.zeros_like(depth)
-    return PIL.Image.fromarray((scaled * 255).astype("uint8"))
+    return array_image((scaled * 255).astype("uint8"))
 
 
 class DepthEstimationPipeline(ImagePipeline):

@@ -8,18 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import PIL.Image
 
 from onnxpipe.errors import InvalidOptionError
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImageBatch, ImagePipeline
+from onnxpipe.vision.images import array_image
 
 
-def reconstruction_image(values: np.ndarray) -> PIL.Image.Image:
+def reconstruction_image(values: np.ndarray) -> Any:
     """A (C, H, W) float reconstruction as transformers' postprocess turns it into a picture: clamp to [0, 1],
     channels last, * 255, round half to even, uint8."""
     values = np.clip(np.asarray(values, dtype=np.float32), 0, 1)
     pixels = (np.moveaxis(values, 0, -1) * 255.0).round().astype(np.uint8)
-    return PIL.Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    return array_image(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
 
 class ImageToImagePipeline(ImagePipeline):

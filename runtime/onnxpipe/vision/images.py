@@ -307,6 +307,12 @@ class ImageProcessor:
         return np.ascontiguousarray(values.astype(np.float32, copy=False).transpose(2, 0, 1))
 
 
+def array_image(pixels: np.ndarray) -> PIL.Image.Image:
+    """A uint8 (H, W) or (H, W, 3) array as a PIL image ("L" or "RGB"): the image answers of depth-estimation and
+    image-to-image, made here so that Pillow stays imported by this module only."""
+    return PIL.Image.fromarray(pixels)
+
+
 def mask_image(mask: np.ndarray) -> PIL.Image.Image:
     """A boolean (H, W) mask as the PIL "L" image transformers returns: 255 inside, 0 outside."""
     return PIL.Image.fromarray((mask * 255).astype(np.uint8))

@@ -14,9 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
-
-import PIL.Image
+from typing import Any, Optional, Union
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
 
@@ -84,7 +82,7 @@ def words_and_boxes(columns: dict[str, list[Union[int, str]]], width: int, heigh
     return words, boxes
 
 
-def run_tesseract(image: PIL.Image.Image, lang: Optional[str], config: str, timeout: Optional[float] = None) -> str:
+def run_tesseract(image: Any, lang: Optional[str], config: str, timeout: Optional[float] = None) -> str:
     """Tesseract's TSV output for one picture (saved as PNG, as pytesseract saves a picture without a format)."""
     binary = tesseract_binary()
     if binary is None:
@@ -112,6 +110,6 @@ def run_tesseract(image: PIL.Image.Image, lang: Optional[str], config: str, time
         return output.read_text(encoding="utf-8")
 
 
-def ocr_words(image: PIL.Image.Image, lang: Optional[str] = None, config: str = "") -> tuple[list[str], list[list[int]]]:
+def ocr_words(image: Any, lang: Optional[str] = None, config: str = "") -> tuple[list[str], list[list[int]]]:
     """The words tesseract reads in `image` and their boxes normalized to 0-1000, as transformers' apply_tesseract."""
     return words_and_boxes(parse_tsv(run_tesseract(image, lang, config)), image.width, image.height)
