@@ -74,17 +74,19 @@ def test_flags_land_in_manifest_and_graph(cli_export: Path) -> None:
     q4, int8 = files["model_q4.onnx"]["quantization"], files["model_quantized.onnx"]["quantization"]
     assert (q4["algorithm"], q4["bits"], q4["block_size"], q4["symmetric"], q4["zero_points"]) == ("rtn-asym", 4, 16, False, "uint4")
     assert (int8["algorithm"], int8["bits"], int8["block_size"], int8["symmetric"]) == ("rtn", 8, 16, True)
-    assert q4["embedding"] == int8["embedding"] == "shared with the tied LM head"
+    assert q4["embedding"] == "shared with the tied LM head"
+    assert int8["embedding"].startswith("fp32") and int8["op_types"] == ["MatMul"]  # the quality file keeps the table
     for name, inputs in (("model_q4.onnx", 4), ("model_quantized.onnx", 3)):  # zero points only when asymmetric
         matmuls = _nodes(cli_export / name, "MatMulNBits")
         assert matmuls and all(_attrs(n)["block_size"] == 16 and _attrs(n)["accuracy_level"] == 4 for n in matmuls)
         assert all(len(n.input) == inputs for n in matmuls)
-        gathers = _nodes(cli_export / name, "GatherBlockQuantized")
-        assert len(gathers) == 1 and _attrs(gathers[0])["block_size"] == 16
-        head = next(n for n in matmuls if "lm_head" in n.name)
-        assert gathers[0].input[0] == head.input[1]  # the lookup reads the head's 4-/8-bit table: no fp32 copy
-        model = onnx.load(str(cli_export / name))
-        assert not any(init.name == "model.embed_tokens.weight" for init in model.graph.initializer)
+    gathers = _nodes(cli_export / "model_q4.onnx", "GatherBlockQuantized")
+    assert len(gathers) == 1 and _attrs(gathers[0])["block_size"] == 16
+    head = next(n for n in _nodes(cli_export / "model_q4.onnx", "MatMulNBits") if "lm_head" in n.name)
+    assert gathers[0].input[0] == head.input[1]  # the lookup reads the head's 4-bit table: no fp32 copy
+    model = onnx.load(str(cli_export / "model_q4.onnx"))
+    assert not any(init.name == "model.embed_tokens.weight" for init in model.graph.initializer)
+    assert not _nodes(cli_export / "model_quantized.onnx", "GatherBlockQuantized")
 
 
 def test_quantized_lookup_matches_the_dequantized_head(cli_export: Path, generation_models) -> None:
