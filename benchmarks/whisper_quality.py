@@ -247,7 +247,8 @@ def write_results(results: dict[str, Any]) -> Path:
         added = "" if name == "torch fp32" else f"{(e['wer_vs_text'] - base) * 100:+.1f} pts"
         lines.append(f"| {name} | {e['files']} | {e['wer_vs_text']:.1%} | {e['wer_vs_torch']:.1%} | {added} | "
                      f"{e['identical_to_torch']}/{r['clips']} | {e['rtf']:.3f} |")
-    lines += ["", "RTF: seconds of processing per second of audio (one clip at a time, after a warm-up call).", "",
+    lines += ["", "RTF: seconds of processing per second of audio (one clip at a time, after a warm-up call); timings on "
+              "a shared machine are noisy, compare engines within one run.", "",
               "## Teacher-forced next-token agreement with torch fp32", "",
               "On torch's greedy transcripts of the same clips (from the last prompt token on), features from "
               "transformers' extractor. `decoder only` runs the variant's decoder on the fp32 encoder's output.", "",
