@@ -65,7 +65,10 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(bert, tmp_path):
     out = tmp_path / "v.npy"
     command = [sys.executable, "-m", "onnxpipe.cli", "embed", "--model", bert, str(corpus), "--output", str(out),
                "--chunk-size", "50", "--batch-size", "2"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # a shell's background jobs (`cmd &`, as a CI runner may start the suite) inherit SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: give the child the default disposition, as a terminal would
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = sidecar(out) / "part-000000.npy"
     deadline = time.monotonic() + 60
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
