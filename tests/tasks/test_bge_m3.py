@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 from support.checkpoints import LONG_TEXT, VARIED_TEXTS
-from support.retrieval_folders import HIDDEN, retrieval_folders
+from support.retrieval_folders import HIDDEN
 from support.retrieval_torch import bge_m3_reference
 
 from onnxpipe import list_tasks, pipeline
@@ -19,11 +19,6 @@ from onnxpipe.text.bge_m3 import HEAD_FILES
 
 TEXTS = list(VARIED_TEXTS) + [LONG_TEXT]
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return retrieval_folders(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 from support.checkpoints import LONG_TEXT, VARIED_TEXTS
-from support.retrieval_folders import COLBERT_CONFIG, COLBERT_DIM, copy_folder, retrieval_folders
+from support.retrieval_folders import COLBERT_CONFIG, COLBERT_DIM, copy_folder
 from support.retrieval_torch import colbert_reference, colbert_scores
 
 from onnxpipe import list_tasks, pipeline
@@ -18,11 +18,6 @@ from onnxpipe.text.colbert import maxsim
 
 TEXTS = list(VARIED_TEXTS) + [LONG_TEXT]
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return retrieval_folders(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

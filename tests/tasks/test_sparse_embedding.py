@@ -9,18 +9,12 @@ import warnings
 import numpy as np
 import pytest
 from support.checkpoints import LONG_TEXT, VARIED_TEXTS
-from support.retrieval_folders import retrieval_folders
 
 from onnxpipe import list_tasks, pipeline
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.text.splade import dense_of
 
 TEXTS = list(VARIED_TEXTS) + [LONG_TEXT]
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return retrieval_folders(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from onnxpipe.serving.coalesce import Job
 from onnxpipe.serving.protocol import RequestError, check_input_count, deadline_of, parse_embeddings, read_body
 from onnxpipe.serving.state import ServerState
+from onnxpipe.text.sentence_transformers_config import l2_normalize
 
 
 def openai_error(exc: RequestError) -> dict[str, Any]:
@@ -41,8 +42,7 @@ def shortened(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
     array = np.asarray(vectors, dtype=np.float32)
     if dimensions > array.shape[-1]:
         raise RequestError(422, "invalid_request", f"dimensions={dimensions} is above the model's {array.shape[-1]}.")
-    cut = array[:, :dimensions]
-    return (cut / np.maximum(np.linalg.norm(cut, axis=-1, keepdims=True), 1e-12)).tolist()
+    return l2_normalize(array[:, :dimensions]).tolist()
 
 
 def embeddings_route(state: ServerState) -> Callable[[Request], Awaitable[Response]]:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from onnxpipe.serving.coalesce import Job
 from onnxpipe.serving.protocol import RequestError, deadline_of, parse_json, read_body
 from onnxpipe.serving.state import ServerState
+from onnxpipe.text.sentence_transformers_config import l2_normalize
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -65,10 +66,11 @@ def fields(body: bytes, required: Sequence[str], optional: Mapping[str, Any]) ->
     return {**optional, **payload}
 
 
-def flag(request: dict[str, Any], name: str) -> bool:
+def flag(request: dict[str, Any], name: str, null: Optional[bool] = None) -> bool:
+    """A boolean field; `null` is what JSON null means for TEI's optional ones (truncate: the server's default, off)."""
     value = request[name]
-    if value is None and name == "truncate":
-        return False
+    if value is None and null is not None:
+        return null
     if not isinstance(value, bool):
         raise validation(f"{name} must be true or false, got {value!r}.")
     return value
@@ -121,7 +123,7 @@ def embed_route(state: ServerState) -> Handler:
         check_direction(body)
         texts, _ = texts_of(body["inputs"], "inputs", state.config.max_client_batch_size)
         name = served_model(state, (EMBEDDING_TASK,), "an embedding model")
-        params: dict[str, Any] = {"pooling": state.config.embedding_pooling, "normalize": False, "truncation": flag(body, "truncate")}
+        params: dict[str, Any] = {"pooling": state.config.embedding_pooling, "normalize": False, "truncation": flag(body, "truncate", null=False)}
         if body["prompt_name"] is not None:
             params["prompt_name"] = body["prompt_name"]
         vectors = np.asarray(await run(state, request, name, texts, params), dtype=np.float32)
@@ -131,7 +133,7 @@ def embed_route(state: ServerState) -> Handler:
                 raise validation(f"dimensions must be an int from 1 to the model's {vectors.shape[-1]}, got {dimensions!r}.")
             vectors = vectors[:, :dimensions]
         if flag(body, "normalize"):
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+            vectors = l2_normalize(vectors)
         return JSONResponse(vectors.tolist())
 
     return handler
@@ -148,7 +150,7 @@ def embed_sparse_route(state: ServerState) -> Handler:
         check_direction(body)
         texts, _ = texts_of(body["inputs"], "inputs", state.config.max_client_batch_size)
         name = served_model(state, SPARSE_TASKS, "a sparse embedding model")
-        params: dict[str, Any] = {"truncation": flag(body, "truncate")}
+        params: dict[str, Any] = {"truncation": flag(body, "truncate", null=False)}
         if state.pipes[name].task == "hybrid-embedding":
             if body["prompt_name"] is not None:
                 raise validation(f"prompt_name {body['prompt_name']!r}: the served model {name!r} (hybrid-embedding) has no prompts.")
@@ -175,7 +177,7 @@ def rerank_route(state: ServerState) -> Handler:
         texts, _ = texts_of(body["texts"], "texts", state.config.max_client_batch_size)
         name = served_model(state, ("text-ranking",), "a re-ranker")
         params = {"raw_scores": flag(body, "raw_scores"), "return_documents": flag(body, "return_text"),
-                  "truncation": flag(body, "truncate")}
+                  "truncation": flag(body, "truncate", null=False)}
         ranking = await run(state, request, name, {"query": body["query"], "documents": texts}, params)
         return JSONResponse([{"index": r["corpus_id"], **({"text": r["text"]} if "text" in r else {}), "score": r["score"]}
                              for r in ranking])
@@ -193,7 +195,7 @@ def predict_route(state: ServerState) -> Handler:
         check_direction(body)
         items, single = predict_inputs(body["inputs"], state.config.max_client_batch_size)
         name = served_model(state, ("text-classification",), "a classifier")
-        params: dict[str, Any] = {"top_k": None, "truncation": flag(body, "truncate")}
+        params: dict[str, Any] = {"top_k": None, "truncation": flag(body, "truncate", null=False)}
         if flag(body, "raw_scores"):
             params["function_to_apply"] = "none"
         answer = await run(state, request, name, items, params)
@@ -241,7 +243,7 @@ def similarity_route(state: ServerState) -> Handler:
         if not isinstance(inputs["source_sentence"], str):
             raise validation("source_sentence must be a string.")
         name = served_model(state, SIMILARITY_TASKS, "an embedding model")
-        call: dict[str, Any] = {"truncation": flag(options, "truncate")}
+        call: dict[str, Any] = {"truncation": flag(options, "truncate", null=False)}
         if options["prompt_name"] is not None:
             call["prompt_name"] = options["prompt_name"]
         if state.pipes[name].task != EMBEDDING_TASK:  # sentence-similarity: the folder's own pooling, cosine
