@@ -18,6 +18,7 @@ import numpy as np
 from onnxpipe.errors import InvalidInputError
 from onnxpipe.generation.io_binding import LOGITS
 from onnxpipe.generation.kv_cache import CacheLayout, is_cross_attention
+from onnxpipe.maths import log_softmax
 
 DEFAULT_CHUNK = 256  # positions per decoder run: 256 x a 49k vocabulary is 50 MB of float32 logits
 
@@ -39,10 +40,8 @@ def next_token_scores(logits: np.ndarray, following: np.ndarray) -> NextTokenSco
             f"next_token_scores needs logits (positions, vocabulary) and one following token per position; got "
             f"logits {values.shape} and tokens {following.shape}."
         )
-    peak = values.max(axis=-1, keepdims=True)
-    log_total = np.log(np.exp(values - peak).sum(axis=-1)) + peak[:, 0]
-    chosen = values[np.arange(len(following)), following]
-    return NextTokenScores(log_total - chosen, values.argmax(axis=-1).astype(np.int64))
+    nll = -log_softmax(values)[np.arange(len(following)), following]
+    return NextTokenScores(nll, values.argmax(axis=-1).astype(np.int64))
 
 
 def teacher_forced(

@@ -14,15 +14,10 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
-from onnxpipe.maths import FUNCTIONS
 from onnxpipe.options import check_bool, check_top_k
 from onnxpipe.tasks.text_base import TOKENIZER_OPTIONS, TextPipeline, check_tokenizer_options
+from onnxpipe.text.sentence_transformers_config import ACTIVATIONS
 from onnxpipe.text.tokenizer import EncodedBatch
-
-#: the last part of a torch activation's dotted path (as CrossEncoder saves it) -> the numpy function
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "Sigmoid": FUNCTIONS["sigmoid"], "Identity": FUNCTIONS["none"], "Tanh": np.tanh,
-}
 
 
 def activation_of(config: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -30,7 +25,7 @@ def activation_of(config: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarra
     know (the folder's author chose a custom torch function)."""
     path = (config.get("sentence_transformers") or {}).get("activation_fn") or config.get("sbert_ce_default_activation_function")
     if path is None:
-        return ACTIVATIONS["Sigmoid"]
+        return ACTIVATIONS["Sigmoid"]  # ACTIVATIONS: sentence-transformers' modules, by torch class name
     name = str(path).rsplit(".", 1)[-1]
     if name not in ACTIVATIONS:
         raise InvalidOptionError(

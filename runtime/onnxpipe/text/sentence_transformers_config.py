@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from onnxpipe.errors import InvalidOptionError, MissingModelFileError
+from onnxpipe.maths import sigmoid
 from onnxpipe.model_folder import ModelFolder
 from onnxpipe.text.safetensors_file import read_safetensors
 
@@ -55,8 +56,8 @@ ACTIVATIONS = {
     "Identity": lambda x: x,
     "Tanh": np.tanh,
     "ReLU": lambda x: np.maximum(x, 0),
-    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "SiLU": lambda x: x / (1 + np.exp(-x)),
+    "Sigmoid": sigmoid,
+    "SiLU": lambda x: x * sigmoid(x),
     "GELU": _gelu,
 }
 
