@@ -1,5 +1,7 @@
 """Image answers over a real `onnxpipe serve`: depth-estimation, image-to-image and image-segmentation answers carry
-their PIL images as base64 PNG strings (numpy arrays as nested lists), equal to direct pipeline calls."""
+their PIL images as base64 PNG strings (numpy arrays as nested lists), equal to direct pipeline calls. One
+image-to-image answer is JSON when asked for with `Accept: application/json` (PNG bytes otherwise:
+test_serve_binary.py)."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def test_images_come_back_as_base64_png(server):
     np.testing.assert_allclose(np.asarray(depth.json()["predicted_depth"]), direct["predicted_depth"], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(_image(depth.json()["depth"])), np.asarray(direct["depth"]))
 
-    upscaled = post(f"{process.url}/models/sr", {"inputs": data})
+    upscaled = post(f"{process.url}/models/sr", {"inputs": data}, headers={"Accept": "application/json"})
     assert upscaled.status_code == 200, upscaled.text
     expected = pipeline("image-to-image", model=str(folders["sr"]), dtype="fp32")(image)
     got = _image(upscaled.json())

@@ -10,8 +10,6 @@ that kind is always run alone. New tasks need no change here.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import threading
@@ -24,6 +22,7 @@ import numpy as np
 
 from onnxpipe.cancellation import AllCancelled, CancelToken, cancel_scope
 from onnxpipe.errors import CancelledError
+from onnxpipe.serving.media import is_audio_answer, is_pil_image, png, wav_answer
 
 UNWRAP, WRAP, ALONE = "unwrap", "wrap", "alone"
 _PROBES_BEFORE_ALONE = 3  # a kind whose probe disagrees this many times is run alone from then on
@@ -39,24 +38,14 @@ def _catchable(exc: BaseException) -> bool:
 _PLAIN = (float, int, str, bool, type(None))
 
 
-def png_base64(image: Any) -> str:
-    """A PIL image as a base64 string of its PNG file (how answers carry segmentation masks, depth pictures and
-    upscaled images, as the Hugging Face Inference API carries masks)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _is_pil_image(value: Any) -> bool:
-    """A PIL image, told without importing Pillow (text-only servers need not have it)."""
-    return type(value).__module__.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "mode")
-
-
 def jsonable(value: Any) -> Any:
-    """`value` with numpy arrays and scalars turned into lists and Python numbers, and PIL images into base64 PNG
-    strings (what JSON can carry)."""
-    if _is_pil_image(value):
-        return png_base64(value)
+    """`value` with numpy arrays and scalars turned into lists and Python numbers, PIL images into base64 PNG
+    strings and audio answers' samples into base64 WAV strings (media.EncodedMedia: what JSON can carry, and what a
+    route may send back as bytes instead)."""
+    if is_pil_image(value):
+        return png(value)
+    if is_audio_answer(value):
+        return wav_answer(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

@@ -1,8 +1,8 @@
 """Everything a request must pass before a pipeline runs, in one place: auth, the body-size limit, the deadline,
 the body's shape, and the error answers. Shared by the HTTP app's routes and the Ray Serve deployment.
 
-The inference body is the Hugging Face Inference API's: `{"inputs": ..., "parameters": {...}}`; the answer is
-exactly what the pipeline returns. `/v1/embeddings` takes OpenAI's `{"input": ..., "model": ...}`. Errors are
+The inference body is the Hugging Face Inference API's: `{"inputs": ..., "parameters": {...}}`, or an image or
+audio file itself; the answer is exactly what the pipeline returns (negotiation.py picks JSON or a file's bytes). `/v1/embeddings` takes OpenAI's `{"input": ..., "model": ...}`. Errors are
 `{"error": message, "error_type": kind}` with the status the error table gives: 422 for bodies and inputs the
 pipeline rejects (with the pipeline's own message), 500 for the rest.
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.limits import Limits
+from onnxpipe.serving.media import raw_media_input
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -147,17 +148,22 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(422, "invalid_json", f"the request body's JSON cannot be read ({exc}).") from None
 
 
-def parse_inference(body: bytes) -> tuple[Any, dict[str, Any]]:
+def parse_inference(body: bytes, content_type: Optional[str] = None) -> tuple[Any, dict[str, Any]]:
     """(inputs, parameters) of a Hugging Face Inference API body, where streaming is not offered (Ray Serve)."""
-    inputs, params, stream = parse_request(body)
+    inputs, params, stream = parse_request(body, content_type)
     if stream:
         raise RequestError(422, "invalid_request", '"stream": true is served by the built-in server (onnxpipe serve without --ray).')
     return inputs, params
 
 
-def parse_request(body: bytes) -> tuple[Any, dict[str, Any], bool]:
+def parse_request(body: bytes, content_type: Optional[str] = None) -> tuple[Any, dict[str, Any], bool]:
     """(inputs, parameters, stream) of a Hugging Face Inference API body; RequestError 422 when it has another
-    shape. Parameters that would name the pipeline's input are checked against the model (check_parameters)."""
+    shape. A body that is an image or audio file itself (media.raw_media_input, given the request's Content-Type) is
+    the input, without parameters. Parameters that would name the pipeline's input are checked against the model
+    (check_parameters)."""
+    raw = raw_media_input(body, content_type)
+    if raw is not None:
+        return raw, {}, False
     payload = parse_json(body)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise RequestError(

@@ -26,6 +26,7 @@ from onnxpipe.media_sources import MediaSources
 from onnxpipe.pipelines import pipeline
 from onnxpipe.serving.coalesce import Coalescer, Job, Outcome
 from onnxpipe.serving.config import ModelSpec, RayOptions, ServeConfig, limits_from, parse_limit
+from onnxpipe.serving.negotiation import check_acceptable, respond
 from onnxpipe.serving.protocol import (
     RequestError,
     check_authorized,
@@ -72,12 +73,13 @@ class PipelineDeployment:
                 raise RequestError(405, "method_not_allowed", f"POST a JSON body to /models/{self.name}.")
             body = await request.body()
             check_body_size(body, self.max_body_bytes)
-            inputs, params = parse_inference(body)
+            inputs, params = parse_inference(body, request.headers.get("content-type"))
             check_parameters(self.pipe, inputs, params)
+            check_acceptable(request.headers.get("accept"))
             outcome = await self.run_batch(Job(inputs, params, enqueued=time.monotonic()))
             if outcome.error is not None:
                 raise pipeline_error(outcome.error, self.name)
-            return JSONResponse(outcome.value)
+            return respond(outcome.value, request.headers.get("accept"), self.name)
         except RequestError as exc:
             return JSONResponse(exc.body(), exc.status, headers=exc.headers)
 

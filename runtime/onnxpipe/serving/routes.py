@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from onnxpipe import __version__
 from onnxpipe.serving.coalesce import Job
+from onnxpipe.serving.negotiation import check_acceptable, respond
 from onnxpipe.serving.protocol import (
     EMBEDDINGS_TASK,
     RequestError,
@@ -69,8 +70,9 @@ def guarded(state: ServerState, route: str, handler: Handler, inference: bool = 
 
 
 def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
-    """`POST /models/{name}` (or `POST /` for the default model): one pipeline call, answered as JSON, or as
-    Server-Sent Events when the body says `"stream": true` (generation tasks)."""
+    """`POST /models/{name}` (or `POST /` for the default model): one pipeline call, answered as JSON or, for one
+    image or audio answer, as its file's bytes (negotiation.respond, by the Accept header), or as Server-Sent Events
+    when the body says `"stream": true` (generation tasks)."""
 
     async def handler(request: Request) -> Response:
         name = fixed_name or request.path_params["name"]
@@ -78,12 +80,14 @@ def inference_route(state: ServerState, fixed_name: Optional[str]) -> Handler:
         request.state.model = name
         deadline = deadline_of(request.headers, state.config.timeout_s)
         body = await read_body(request, state.config.max_body_bytes)
-        inputs, params, stream = parse_request(body)
+        inputs, params, stream = parse_request(body, request.headers.get("content-type"))
         check_parameters(pipe, inputs, params)
         if stream:
             return await stream_response(state, name, pipe, inputs, params, deadline)
+        accept = request.headers.get("accept")
+        check_acceptable(accept)
         [answer] = await state.infer(name, [Job(inputs, params)], deadline, request.is_disconnected)
-        return JSONResponse(answer)
+        return respond(answer, accept, name)
 
     return handler
 
@@ -98,7 +102,7 @@ def hf_api_route(state: ServerState) -> Handler:
         request.state.model = name
         deadline = deadline_of(request.headers, state.config.timeout_s)
         body = await read_body(request, state.config.max_body_bytes)
-        inputs, params, stream = parse_request(body)
+        inputs, params, stream = parse_request(body, request.headers.get("content-type"))
         if stream:
             raise RequestError(422, "invalid_request", '"stream": true is served on /models/{name}, not on /hf/models/{name}.')
         task = getattr(pipe, "task", None)
@@ -107,8 +111,10 @@ def hf_api_route(state: ServerState) -> Handler:
                 params = {**{k: v for k, v in params.items() if k != "truncate"}, "truncation": params["truncate"]}
             params = {"pooling": state.config.embedding_pooling, "normalize": True, **params}
         check_parameters(pipe, inputs, params)
+        accept = request.headers.get("accept")
+        check_acceptable(accept)
         [answer] = await state.infer(name, [Job(inputs, params)], deadline, request.is_disconnected)
-        return JSONResponse(hf_api_answer(task, inputs, answer, pooled=params.get("pooling") != "none"))
+        return respond(hf_api_answer(task, inputs, answer, pooled=params.get("pooling") != "none"), accept, name)
 
     return handler
 
