@@ -15,6 +15,7 @@ from .generative import export_generation
 from .graph_export import export_graph
 from .scratch_export import ExportResult
 from .tasks import export_task
+from .vision_encoder_decoder_export import export_image_to_text
 from .weight_only_recipes import refuse_for_task, weight_only_options
 from .whisper_export import export_whisper, is_whisper_checkpoint
 
@@ -49,6 +50,11 @@ def export(
         if is_whisper_checkpoint(model, revision):
             refuse_for_task("Whisper speech recognition", *flags)
             return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate)
+    if recipe.task == "image-to-text":  # VisionEncoderDecoder: an image encoder + cached decoder
+        refuse_for_task("image-to-text", *flags)
+        return export_image_to_text(
+            model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
+        )
     if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
         weight_only = weight_only_options(*flags, dtypes=tuple(parse_dtypes(dtype, allowed=GENERATION_DTYPES)))
         return export_generation(

@@ -259,6 +259,10 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             class_axis=1,
             exporter="document",
         ),
+        ExportTask(  # VisionEncoderDecoder (ViT + GPT-2, TrOCR): encoder + merged decoder (vision_encoder_decoder_export.py)
+            "image-to-text", "image-to-text-with-past", "AutoModelForVision2Seq", ("logits",), True, "greedy",
+            modality="image", kind="generation",
+        ),
         _generation("text-generation", "text-generation-with-past", "AutoModelForCausalLM"),
         _generation("text2text-generation", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),
         _generation("summarization", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),

@@ -31,6 +31,7 @@ TASKS: dict[str, str] = {
     "image-feature-extraction": "image_feature_extraction:ImageFeatureExtractionPipeline",
     "depth-estimation": "depth_estimation:DepthEstimationPipeline",
     "image-to-image": "image_to_image:ImageToImagePipeline",
+    "image-to-text": "image_to_text:ImageToTextPipeline",
     "visual-question-answering": "visual_question_answering:VisualQuestionAnsweringPipeline",
     "document-question-answering": "document_question_answering:DocumentQuestionAnsweringPipeline",
     "audio-classification": "audio_classification:AudioClassificationPipeline",
@@ -98,6 +99,7 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForObjectDetection": "object-detection",
     "ForSemanticSegmentation": "image-segmentation",
     "DetrForSegmentation": "image-segmentation",  # DETR panoptic
+    "VisionEncoderDecoderModel": "image-to-text",  # ViT + GPT-2 captioners, TrOCR; before "Model"
     "CLIPModel": "zero-shot-image-classification",  # before "Model", which would read it as feature-extraction
     "ForDepthEstimation": "depth-estimation",
     "ForImageSuperResolution": "image-to-image",
