@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Union
 
+from .clip_embeddings_export import TASKS as CLIP_TASKS
+from .clip_embeddings_export import export_clip_embeddings, is_clip_checkpoint
 from .dtypes import GENERATION_DTYPES, parse_dtypes
 from .generative import export_generation
 from .graph_export import export_graph
@@ -55,6 +57,9 @@ def export(
         return export_image_to_text(
             model, recipe, output, dtype, optimize=optimize, revision=revision, quiet=quiet, validate=validate
         )
+    if recipe.task in CLIP_TASKS and is_clip_checkpoint(model, revision):  # CLIPModel: both towers, one space
+        refuse_for_task(recipe.task, *flags)
+        return export_clip_embeddings(model, recipe, output, dtype, revision=revision, quiet=quiet, validate=validate)
     if recipe.kind == "generation":  # graphs with a KV cache: generative.py writes and validates them
         weight_only = weight_only_options(*flags, dtypes=tuple(parse_dtypes(dtype, allowed=GENERATION_DTYPES)))
         return export_generation(

@@ -46,6 +46,8 @@ TASKS: dict[str, str] = {
 # a subclass of the task's class in TASKS (so isinstance against the task's class holds)
 MODEL_TYPE_CLASSES: dict[tuple[str, str], str] = {
     ("automatic-speech-recognition", "whisper"): "whisper.pipeline:WhisperPipeline",
+    ("feature-extraction", "clip"): "clip_embeddings:ClipTextEmbeddingPipeline",  # text_model.onnx: text_embeds
+    ("image-feature-extraction", "clip"): "clip_embeddings:ClipImageEmbeddingPipeline",  # vision_model.onnx: image_embeds
 }
 
 # task -> the head its graph ends in, for the text-encoder tasks whose exports differ only there: a pipeline is
