@@ -13,10 +13,12 @@ from typing import Optional, Sequence, Union
 from .clip_embeddings_export import TASKS as CLIP_TASKS
 from .clip_embeddings_export import export_clip_embeddings, is_clip_checkpoint
 from .dtypes import GENERATION_DTYPES, parse_dtypes
+from .errors import ExportOptionError
 from .generative import export_generation
 from .graph_export import export_graph
 from .scratch_export import ExportResult
 from .tasks import export_task
+from .text_to_audio_export import export_text_to_audio
 from .vision_encoder_decoder_export import export_image_to_text
 from .weight_only_recipes import refuse_for_task, weight_only_options
 from .whisper_export import export_whisper, is_whisper_checkpoint
@@ -37,6 +39,7 @@ def export(
     q4_method: Optional[str] = None,
     block_size: Optional[int] = None,
     calibration: Optional[str] = None,
+    vocoder: Optional[str] = None,
 ) -> ExportResult:
     """Export a hub id or checkpoint folder for a pipeline task to an ONNX folder onnxpipe runs.
 
@@ -48,6 +51,11 @@ def export(
     """
     recipe = export_task(task)
     flags = (q4_method, block_size, calibration)
+    if recipe.task == "text-to-audio":  # VITS, or SpeechT5 + `vocoder` (text_to_audio_export.py)
+        refuse_for_task("text-to-audio", *flags)
+        return export_text_to_audio(model, output, dtype, vocoder=vocoder, revision=revision, quiet=quiet, validate=validate)
+    if vocoder is not None:
+        raise ExportOptionError(f"vocoder= applies to text-to-audio (SpeechT5) exports, not {recipe.task}.")
     if recipe.task == "automatic-speech-recognition":  # Whisper: encoder + cached decoder (CTC: one graph, below)
         if is_whisper_checkpoint(model, revision):
             refuse_for_task("Whisper speech recognition", *flags)

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "builtin (the default) for a short English text; other methods refuse it",
     )
     parser.add_argument("--revision", help="hub branch, tag or commit (hub ids only)")
+    parser.add_argument("--vocoder", help="text-to-audio with SpeechT5: the SpeechT5HifiGan vocoder, hub id or folder "
+                        "(default microsoft/speecht5_hifigan, as transformers' pipeline)")
     parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip graph fusion")
     parser.add_argument("--no-validate", dest="validate", action="store_false", help="skip the comparison with torch")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display and no summary")
@@ -91,6 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 q4_method=args.q4_method,
                 block_size=args.block_size,
                 calibration=args.calibration,
+                vocoder=args.vocoder,
             )
     except USAGE_ERRORS as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

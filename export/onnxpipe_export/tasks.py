@@ -263,6 +263,10 @@ EXPORT_TASKS: dict[str, ExportTask] = {
             "image-to-text", "image-to-text-with-past", "AutoModelForVision2Seq", ("logits",), True, "greedy",
             modality="image", kind="generation",
         ),
+        ExportTask(  # VITS / SpeechT5 + vocoder: several graphs, noise drawn by the runtime (text_to_audio_export.py)
+            "text-to-audio", "text-to-audio", "AutoModelForTextToWaveform", ("waveform",), False, "cosine",
+            kind="text-to-audio",
+        ),
         _generation("text-generation", "text-generation-with-past", "AutoModelForCausalLM"),
         _generation("text2text-generation", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),
         _generation("summarization", "text2text-generation-with-past", "AutoModelForSeq2SeqLM"),

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from onnxpipe import __version__
+from onnxpipe.audio.wav_write import channels_last, wav_bytes
 from onnxpipe.check import run_check
 from onnxpipe.corpus import command as embed_command
 from onnxpipe.cpu import this_cpu
@@ -108,13 +109,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         options[key] = _parse_value(value)
     started = time.perf_counter()
     pipe = pipeline(args.task, model=args.model, device=args.device, dtype=args.dtype)
+    if (pipe.task == "text-to-audio") != bool(args.output):
+        raise SystemExit("error: text-to-audio writes WAV files: pass --output speech.wav" if not args.output
+                         else f"error: --output applies to text-to-audio only, not {pipe.task}")
     loaded = time.perf_counter()
     result = pipe(inputs if len(inputs) > 1 else inputs[0], **options)
     done = time.perf_counter()
+    if args.output:
+        result = _write_audio(result if isinstance(result, list) else [result], args.output)
     print(json.dumps(_jsonable(result), ensure_ascii=False, indent=None if args.compact else 2))
     if args.timings:
         print(f"load {1000 * (loaded - started):.1f} ms, run {1000 * (done - loaded):.1f} ms ({pipe.model_path.name})", file=sys.stderr)
     return 0
+
+
+def _write_audio(results: list[dict[str, Any]], output: str) -> list[dict[str, Any]]:
+    """Write each text-to-audio result as a float32 WAV file (OUT.wav; OUT-1.wav, OUT-2.wav ... for several)."""
+    stem, dot, ext = output.rpartition(".") if "." in output.rsplit("/", 1)[-1] else (output, ".", "wav")
+    written = []
+    for index, result in enumerate(results, start=1):
+        path = output if len(results) == 1 else f"{stem}-{index}{dot}{ext}"
+        with open(path, "wb") as handle:
+            handle.write(wav_bytes(result["audio"], result["sampling_rate"]))
+        seconds = channels_last(result["audio"]).shape[0] / result["sampling_rate"]
+        written.append({"file": path, "sampling_rate": result["sampling_rate"], "seconds": round(seconds, 3)})
+    return written
 
 
 def cmd_export(argv: Sequence[str]) -> int:
@@ -161,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="pipeline option, e.g. -o top_k=2")
     run.add_argument("--json-input", action="store_true", help="parse each input as JSON (for {'text','text_pair'} dicts)")
     run.add_argument("--compact", action="store_true", help="print JSON on one line")
+    run.add_argument("--output", metavar="FILE.wav", help="text-to-audio (required there): write the audio as a float32 "
+                     "WAV file (several inputs: FILE-1.wav, FILE-2.wav ...) and print the files written")
     run.add_argument("--timings", action="store_true", help="print load and run times on stderr")
     run.set_defaults(func=cmd_run)
     embed = sub.add_parser("embed", help="embed a corpus file (JSONL, CSV, Parquet) into Parquet or .npy, resumably")

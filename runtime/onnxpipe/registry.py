@@ -40,12 +40,15 @@ TASKS: dict[str, str] = {
     "text2text-generation": "text2text_generation:Text2TextGenerationPipeline",
     "summarization": "summarization:SummarizationPipeline",
     "translation": "translation:TranslationPipeline",
+    "text-to-audio": "text_to_audio:TextToAudioPipeline",
 }
 
 # (canonical task, config.json model_type) -> "module:class" for a model family that needs its own pipeline class,
 # a subclass of the task's class in TASKS (so isinstance against the task's class holds)
 MODEL_TYPE_CLASSES: dict[tuple[str, str], str] = {
     ("automatic-speech-recognition", "whisper"): "whisper.pipeline:WhisperPipeline",
+    ("text-to-audio", "vits"): "text_to_audio_vits:VitsTextToAudioPipeline",
+    ("text-to-audio", "speecht5"): "text_to_audio_speecht5:SpeechT5TextToAudioPipeline",
     ("feature-extraction", "clip"): "clip_embeddings:ClipTextEmbeddingPipeline",  # text_model.onnx: text_embeds
     ("image-feature-extraction", "clip"): "clip_embeddings:ClipImageEmbeddingPipeline",  # vision_model.onnx: image_embeds
 }
@@ -74,6 +77,7 @@ ALIASES: dict[str, str] = {
     "ner": "token-classification",
     "vqa": "visual-question-answering",
     "asr": "automatic-speech-recognition",
+    "text-to-speech": "text-to-audio",
 }
 
 # config.json `architectures` suffix -> task, for folders that carry no manifest
@@ -105,6 +109,8 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "CLIPModel": "zero-shot-image-classification",  # before "Model", which would read it as feature-extraction
     "ForDepthEstimation": "depth-estimation",
     "ForImageSuperResolution": "image-to-image",
+    "VitsModel": "text-to-audio",  # before "Model"
+    "SpeechT5ForTextToSpeech": "text-to-audio",
     # vision backbones, before "Model" (text feature-extraction)
     **{f"{family}Model": "image-feature-extraction" for family in ("ViT", "Dinov2", "CLIPVision", "DeiT", "Beit")},
     "Model": "feature-extraction",
