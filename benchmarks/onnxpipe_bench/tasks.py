@@ -30,7 +30,9 @@ class TaskSpec:
     call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
     # "image": generated pictures of IMAGE_SIZE; "audio": generated clips of AUDIO_SECONDS; "generation": texts of
     # GENERATION_PROMPT tokens, with min_new_tokens = max_new_tokens in call_options so every engine generates as many
+    # "document": {image, question, word_boxes} dicts whose question and words make --seq-len tokens
     modality: str = "text"
+    picture: tuple[int, int] = IMAGE_SIZE  # (height, width) of the pictures of image and document tasks
     # audio: options for clips longer than 30 s (transformers' CTC pipeline needs chunking to take them)
     long_clip_options: dict[str, Any] = field(default_factory=dict)
     # a decoding loop inside a non-generation modality (Whisper): new tokens forced through call_options'
@@ -120,7 +122,14 @@ SPECS: dict[str, TaskSpec] = {
                  optimum_note="Optimum's pipeline() has no image-feature-extraction task (optimum-onnx 0.1.0)"),
         TaskSpec("depth-estimation", None, modality="image",
                  optimum_note="Optimum has no ORTModel class for depth-estimation (optimum-onnx 0.1.0)"),
-        TaskSpec("image-to-image", "ORTModelForImageToImage", modality="image"),
+        # a 128x128 thumbnail upscaled x2: super-resolution cost grows with every input pixel (Swin2SR's 36
+        # full-resolution Swin layers), and one 480x640 frame takes over a minute per call on 2 cores
+        TaskSpec("image-to-image", "ORTModelForImageToImage", modality="image", picture=(128, 128)),
+        # LayoutLMv3 / LayoutLM v1: {"image": page, "question": QUESTION, "word_boxes": [(word, box), ...]}, the words
+        # and boxes given so that no engine runs OCR; the question and words make --seq-len tokens
+        TaskSpec("document-question-answering", None, modality="document",
+                 optimum_note="Optimum has no ORTModel class for document-question-answering (optimum-onnx 0.1.0's "
+                              "pipeline() has no such task; ORTModelForQuestionAnswering takes no bbox or image)"),
         # inputs are {"image": picture, "question": VQA_QUESTION}; top_k: the pipelines' default (5)
         TaskSpec("visual-question-answering", None, modality="image",
                  optimum_note="Optimum has no ORTModel class for visual-question-answering (ViLT)"),
