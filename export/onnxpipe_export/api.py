@@ -46,8 +46,8 @@ def export(
     model.onnx (fp32) is always written; `dtype` adds int8 (model_quantized.onnx) and fp16 (model_fp16.onnx)
     variants, the first one listed being the folder's default. Every file is compared with torch unless
     validate=False; an fp32 graph outside tolerance raises ValidationError and writes nothing.
-    Generation tasks: `q4_method`, `block_size` and `calibration` pick the q4 / int8 weight-only recipes
-    (weight_only_recipes.py); other tasks refuse them.
+    Generation tasks and Whisper: `q4_method`, `block_size` and `calibration` pick the q4 / int8 weight-only
+    recipes (weight_only_recipes.py; Whisper's q4 method applies to its decoder); other tasks refuse them.
     """
     recipe = export_task(task)
     flags = (q4_method, block_size, calibration)
@@ -58,8 +58,10 @@ def export(
         raise ExportOptionError(f"vocoder= applies to text-to-audio (SpeechT5) exports, not {recipe.task}.")
     if recipe.task == "automatic-speech-recognition":  # Whisper: encoder + cached decoder (CTC: one graph, below)
         if is_whisper_checkpoint(model, revision):
-            refuse_for_task("Whisper speech recognition", *flags)
-            return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate)
+            dtypes = tuple(parse_dtypes(dtype, allowed=GENERATION_DTYPES))
+            weight_only = weight_only_options(*flags, dtypes=dtypes, encoder_decoder=True)
+            return export_whisper(model, output, dtype, revision=revision, quiet=quiet, validate=validate,
+                                  weight_only=weight_only)
     if recipe.task == "image-to-text":  # VisionEncoderDecoder: an image encoder + cached decoder
         refuse_for_task("image-to-text", *flags)
         return export_image_to_text(

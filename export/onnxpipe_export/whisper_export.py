@@ -28,13 +28,14 @@ from .dtypes import GENERATION_DTYPES, parse_dtypes
 from .errors import UnsupportedTaskError, ValidationError
 from .folder import install
 from .generative_components import stage_components
-from .generative_variants import merged_decoder_variant, write_generation_variant
+from .generative_variants import DEFAULT_OPTIONS, merged_decoder_variant, write_generation_variant
 from .manifest_entries import component_entries, file_info, optimization_entry, source_entry, support_entries
 from .onnx_files import opset
 from .scratch_export import ExportResult, run_export
 from .source import resolve_source
 from .support import copy_support_files
 from .tasks import ExportTask
+from .weight_only_recipes import WeightOnlyOptions
 from .whisper_attentions import add_cross_attention_outputs, alignment_layers
 
 OPTIMUM_TASK = "automatic-speech-recognition-with-past"
@@ -82,18 +83,22 @@ def export_whisper(
     revision: Optional[str] = None,
     quiet: bool = False,
     validate: bool = True,
+    weight_only: WeightOnlyOptions = DEFAULT_OPTIONS,
 ) -> ExportResult:
-    """Export a Whisper checkpoint for automatic-speech-recognition (api.export dispatches here)."""
+    """Export a Whisper checkpoint for automatic-speech-recognition (api.export dispatches here); `weight_only`
+    holds the user's --q4-method / --block-size (the q4 method picks the decoder's 4-bit recipe; the block size
+    applies to every weight-only file)."""
     dtypes = parse_dtypes(dtype, allowed=GENERATION_DTYPES)
     return run_export(
         output, 5 + sum(d != "fp32" for d in dtypes), quiet,
-        lambda out, work, progress, notes: _run(model, dtypes, out, revision, validate, work, progress, notes),
+        lambda out, work, progress, notes: _run(model, dtypes, out, revision, validate, work, progress, notes,
+                                                weight_only),
     )
 
 
 def _run(
     model: Any, dtypes: list[str], out: Path, revision: Optional[str], validate: bool, work: Path, progress: Any,
-    notes: list[str],
+    notes: list[str], weight_only: WeightOnlyOptions,
 ) -> dict[str, Any]:
     """The export steps inside the scratch folder `work`; returns the manifest after installing the folder."""
     tolerance = generative_validate.FP32_RELATIVE_TOLERANCE
@@ -133,9 +138,9 @@ def _run(
             encoder_dtype = Q4_COMPONENTS["encoder"] if dtype == "q4" else dtype
             decoder_dtype = Q4_COMPONENTS["decoder"] if dtype == "q4" else dtype
             encoder_quantization[dtype] = write_generation_variant(
-                encoder_dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1]
+                encoder_dtype, staging / variant_filename("fp32", COMPONENTS["encoder"]), pair(dtype)[1], weight_only
             )
-            quantization[dtype] = merged_decoder_variant(decoder_dtype, optimum_folder, pair(dtype)[0])
+            quantization[dtype] = merged_decoder_variant(decoder_dtype, optimum_folder, pair(dtype)[0], weight_only)
             if layers:
                 add_cross_attention_outputs(pair(dtype)[0], layers)
             if reference is not None:

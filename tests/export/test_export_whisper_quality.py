@@ -119,3 +119,23 @@ def test_decode_options_force_english_only_where_the_model_has_it():
     assert decode_options(multilingual) == {"num_beams": 1, "max_new_tokens": 96, "language": "en", "task": "transcribe"}
     assert decode_options({"is_multilingual": False, "lang_to_id": {"<|en|>": 1}}) == {"num_beams": 1, "max_new_tokens": 96}
     assert decode_options({}) == {"num_beams": 1, "max_new_tokens": 96}
+
+
+def test_q4_method_and_block_size_reach_whisper_files(models, tmp_path):
+    """--q4-method picks the decoder's 4-bit recipe and --block-size the blocks of both weight-only files; GPTQ
+    (decoder-only calibration) is refused for Whisper with the methods it can take."""
+    from onnxpipe_export import export
+    from onnxpipe_export.errors import ExportOptionError
+
+    checkpoint = models._once("whisper-tiny", TASK, wc.build_whisper).checkpoint
+    out = tmp_path / "rtn16"
+    manifest = export(str(checkpoint), task=TASK, output=str(out), dtype=["fp32", "q4"], quiet=True, validate=False,
+                      q4_method="rtn", block_size=16).manifest
+    decoder = manifest["files"]["decoder_model_merged_q4.onnx"]["quantization"]
+    encoder = manifest["files"]["encoder_model_q4.onnx"]["quantization"]
+    assert (decoder["algorithm"], decoder["bits"], decoder["block_size"]) == ("rtn", 4, 16)
+    assert "eight_bit" not in decoder and (encoder["bits"], encoder["block_size"]) == (8, 16)
+    with pytest.raises(ExportOptionError, match="calibrates decoder-only models"):
+        export(str(checkpoint), task=TASK, output=str(tmp_path / "gptq"), dtype=["q4"], quiet=True, q4_method="gptq")
+    with pytest.raises(ExportOptionError, match="no q4 file is asked for"):
+        export(str(checkpoint), task=TASK, output=str(tmp_path / "int8"), dtype=["int8"], quiet=True, q4_method="hqq")
