@@ -119,6 +119,22 @@ def test_vits_tokenizer_matches_transformers(folders):
         assert ours.encode(text) == theirs(text)["input_ids"], text
 
 
+def test_vits_one_graph_folders(folders, vits, tmp_path):
+    """optimum's own VITS export (model.onnx, noise drawn inside the graph, no manifest) runs too; noise options are
+    refused there."""
+    from optimum.exporters.onnx import main_export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main_export(str(folders["vits"]), str(tmp_path / "optimum"), task="text-to-audio", do_validation=False)
+    pipe = onnxpipe.pipeline(model=tmp_path / "optimum")
+    assert pipe.single_graph and pipe.task == "text-to-audio"
+    for text in TEXTS[:2]:
+        assert_same_audio(pipe(text), vits[1](text))
+    with pytest.raises(InvalidOptionError, match="one-graph"):
+        pipe("hi", seed=1)
+
+
 # -- SpeechT5 -----------------------------------------------------------------------------------------------------
 def test_speecht5_parity(speecht5):
     import torch
@@ -186,6 +202,17 @@ def test_speecht5_options_and_bad_inputs(speecht5):
     for bad in ("", " ", 3.5, b"hello"):
         with pytest.raises(InvalidInputError):
             ours(bad, forward_params=speaker)
+
+
+def test_speecht5_plain_optimum_folder_is_refused(folders, tmp_path):
+    from optimum.exporters.onnx import main_export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main_export(str(folders["speecht5"]), str(tmp_path / "optimum"), task="text-to-audio",
+                    model_kwargs={"vocoder": str(folders["hifigan"])}, do_validation=False)
+    with pytest.raises(OnnxpipeError, match="onnxpipe export"):
+        onnxpipe.pipeline("text-to-audio", tmp_path / "optimum")
 
 
 def test_speecht5_tokenizer_matches_transformers(folders, speecht5):

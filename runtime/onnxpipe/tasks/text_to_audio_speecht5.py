@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from onnxpipe.errors import InvalidOptionError
+from onnxpipe.errors import InvalidOptionError, MissingModelFileError
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.options import check_number
 from onnxpipe.session import OnnxSession, parse_device
@@ -113,6 +113,12 @@ class SpeechT5TextToAudioPipeline(TextToAudioPipeline):
         paths = {role: self.folder.onnx_file(self.dtype, device_kind, stem=stem) for role, stem in COMPONENTS.items()}
         self.graphs = SpeechT5Graphs.from_paths(paths, self.device, intra_op_num_threads)
         self.session = self.graphs.decoder
+        if not self.graphs.mask_names:
+            raise MissingModelFileError(
+                f"{self.model_path} draws the prenet's dropout inside the graph (a plain optimum export) and the folder "
+                "lacks the tokenizer.json and vocoder settings onnxpipe needs; export the checkpoint with `onnxpipe "
+                "export CHECKPOINT --task text-to-audio --vocoder VOCODER`."
+            )
 
     def setup(self) -> None:
         super().setup()

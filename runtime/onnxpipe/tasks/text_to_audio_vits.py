@@ -7,6 +7,10 @@ vits_waveform.onnx maps the prior latents to the waveform. As in VitsModel.forwa
 with noise_scale, noise_scale_duration and speaking_rate from config.json unless the call sets them. The normal
 draws come from numpy's Generator(seed), not from torch's generator: the same seed gives the same audio in
 onnxpipe, but not the audio torch.manual_seed gives. With both noise scales 0 the audio equals transformers'.
+
+A folder with one `model.onnx` (optimum's VITS export, transformers.js repos such as mms-tts ports) also runs: its
+graph draws the noise itself (onnxruntime's RandomNormalLike, unseeded, scales fixed at export), so `seed` and the
+noise options are refused there.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.options import check_number
 from onnxpipe.session import OnnxSession, parse_device
@@ -23,6 +27,7 @@ from onnxpipe.tasks.text_to_audio import TextToAudioPipeline
 from onnxpipe.text.vits_tokenizer import VitsTokenizer
 
 PRIOR, WAVEFORM = "vits_prior", "vits_waveform"
+NOISE_OPTIONS = ("seed", "noise_scale", "noise_scale_duration", "speaking_rate")
 
 
 class VitsTextToAudioPipeline(TextToAudioPipeline):
@@ -32,10 +37,13 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
 
     def load(self, dtype: Optional[str], intra_op_num_threads: Optional[int]) -> None:
         device_kind, _ = parse_device(self.device)
-        self.model_path = self.folder.onnx_file(dtype, device_kind, stem=PRIOR)
-        self.dtype = dtype_of_filename(self.model_path.name, PRIOR)
+        #: one graph that draws its own noise (optimum / transformers.js) instead of onnxpipe's two
+        self.single_graph = not self.folder.variants(PRIOR) and bool(self.folder.variants())
+        stem = "model" if self.single_graph else PRIOR
+        self.model_path = self.folder.onnx_file(dtype, device_kind, stem=stem)
+        self.dtype = dtype_of_filename(self.model_path.name, stem)
         self.session = OnnxSession(self.model_path, self.device, intra_op_num_threads)
-        self.waveform_session = OnnxSession(
+        self.waveform_session = None if self.single_graph else OnnxSession(
             self.folder.onnx_file(self.dtype, device_kind, stem=WAVEFORM), self.device, intra_op_num_threads
         )
 
@@ -52,6 +60,13 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         super().validate_options(options)
+        given = [name for name in NOISE_OPTIONS if options[name] is not None]
+        if self.single_graph and given:
+            raise InvalidOptionError(
+                f"{self.model_path.name} is a one-graph VITS export whose noise onnxruntime draws inside the graph "
+                f"(unseeded, scales fixed at export), so {given} cannot apply; re-export the checkpoint with "
+                "`onnxpipe export CHECKPOINT --task text-to-audio` for seeded noise and per-call noise scales."
+            )
         for name in ("noise_scale", "noise_scale_duration"):
             check_number(name, options[name], minimum=0.0, optional=True, must="must be a number >= 0 or None")
         check_number("speaking_rate", options["speaking_rate"], positive=True, optional=True,
@@ -69,6 +84,10 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
             )
         self.limits.check_input_tokens(len(ids))
         input_ids = np.asarray([ids], dtype=np.int64)
+        if self.waveform_session is None:  # one graph: its own noise
+            name = self.session.output_named("waveform")
+            waveform = self.session.run({"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}, [name])[name]
+            return waveform.astype(np.float32, copy=False)
         duration_noise = rng.standard_normal((1, 2, len(ids))).astype(np.float32) * np.float32(scales["noise_scale_duration"])
         prior = self.session.run({
             "input_ids": input_ids,
