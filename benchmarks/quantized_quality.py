@@ -43,6 +43,8 @@ from onnxpipe_export.weight_only import quantize_weight_only  # noqa: E402
 from onnxpipe_export.weight_only_calibration import calibration_windows  # noqa: E402
 from onnxpipe_export.weight_only_recipes import WeightOnlyOptions, WeightOnlyRecipe  # noqa: E402
 
+# rtn-mixed's 8-bit roles until 2026-12-08 (the value projections, not every attention projection)
+MIXED_V = ("lm_head", "v_proj", "down_proj", "edge_layers")
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 NEW_TOKENS = 64
 
@@ -90,6 +92,19 @@ RECIPES: dict[str, WeightOnlyRecipe] = {
     "int8 rtn-asym b32": _recipe(8, "rtn-asym"),
     "int8 rtn b32 level 0 (fp32 compute)": _recipe(8, "rtn", accuracy_level=0),
     "int8 rtn b128": _recipe(8, "rtn", 128),
+    "int8 rtn b16": _recipe(8, "rtn", 16, quantize_embedding=False),
+    "int8 rtn b32 fp32-embedding level 0": _recipe(8, "rtn", quantize_embedding=False, accuracy_level=0),
+    "int8 fp32-head": _recipe(8, "rtn", quantize_embedding=False, keep_fp32=("lm_head",)),
+    "int8 fp32-down": _recipe(8, "rtn", quantize_embedding=False, keep_fp32=("down_proj",)),
+    "int8 fp32-edge": _recipe(8, "rtn", quantize_embedding=False, keep_fp32=("edge_layers",)),
+    "int8 fp32-v": _recipe(8, "rtn", quantize_embedding=False, keep_fp32=("v_proj",)),
+    "int8 fp32-edge-v": _recipe(8, "rtn", quantize_embedding=False, keep_fp32=("edge_layers", "v_proj")),
+    "q4 rtn-mixed-v b32 (default until 2026-12-08)": _recipe(4, "rtn", keep_8bit=MIXED_V),
+    "q4 rtn-mixed-v b16": _recipe(4, "rtn", 16, keep_8bit=MIXED_V),
+    "q4 rtn-asym b16 mixed-v": _recipe(4, "rtn-asym", 16, keep_8bit=MIXED_V),
+    "q4 kquant b16 mixed-v": _recipe(4, "kquant", 16, keep_8bit=MIXED_V),
+    "q4 hqq b64 mixed-v": _recipe(4, "hqq", 64, keep_8bit=MIXED_V),
+    "q4 rtn-mixed b16": _recipe(4, "rtn-mixed", 16),
 }
 
 

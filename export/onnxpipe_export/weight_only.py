@@ -52,9 +52,10 @@ def quantize_weight_only(
     heads = tied_head_outputs(model.graph, folded)
     eight_bit = eight_bit_matmuls(model.graph, recipe.eight_bit_roles)
     eight_bit_outputs = set(_outputs_of(model.graph, eight_bit))
+    fp32_kept = eight_bit_matmuls(model.graph, recipe.keep_fp32)
     if eight_bit:
         model = _quantize(model, _eight_bit_recipe(recipe), None, keep_only=eight_bit)
-    quantized = _quantize(model, recipe, calibration)
+    quantized = _quantize(model, recipe, calibration, skip=fp32_kept)
     _set_accuracy_level(quantized.graph, recipe.accuracy_level)
     embedding = None
     if recipe.quantize_embedding:
@@ -85,6 +86,7 @@ def _outputs_of(graph: Any, names: list[str]) -> list[str]:
 
 def _quantize(
     model: Any, recipe: WeightOnlyRecipe, calibration: Optional[list[np.ndarray]], keep_only: Optional[list[str]] = None,
+    skip: Optional[list[str]] = None,
 ) -> Any:
     """Run onnxruntime's MatMulNBitsQuantizer with the recipe's algorithm; return the quantized ModelProto.
     `keep_only`: quantize only these MatMul nodes (the 8-bit pass of a mixed file)."""
@@ -113,6 +115,8 @@ def _quantize(
     if keep_only is not None:
         kept = set(keep_only)
         excluded = [n.name for n in _all_nodes(model.graph) if n.op_type == "MatMul" and n.name not in kept]
+    if skip:
+        excluded = [*(excluded or []), *skip]
     quantizer = MatMulNBitsQuantizer(
         model, bits=recipe.bits, block_size=recipe.block_size, is_symmetric=recipe.symmetric,
         accuracy_level=recipe.accuracy_level, algo_config=config, nodes_to_exclude=excluded,

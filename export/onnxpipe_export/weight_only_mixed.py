@@ -8,7 +8,10 @@ Roles, by what the node computes (found from the graph's outputs and the exporte
 - down_proj: each MLP's output projection (Llama / Qwen / Mistral `mlp.down_proj`, Whisper / OPT / BART `fc2`,
   GPT-2 `mlp.c_proj`), the layers llama.cpp's Q4_K_M keeps at more bits;
 - edge_layers: every MatMul of the first and the last decoder layer;
-- v_proj: each attention's value projection (`v_proj`), which Q4_K_M also keeps at more bits.
+- v_proj: each attention's value projection (`v_proj`), which Q4_K_M also keeps at more bits;
+- attention: every projection of every attention block (query, key, value, output; Llama / BART / Whisper
+  `self_attn` and `encoder_attn`, GPT-2 `attn`, T5 `SelfAttention` / `EncDecAttention`): on SmolLM2 they are a
+  quarter of a layer's weights, and keeping them at 8 bits moved top-1 agreement from 0.809 (v_proj only) to 0.872.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-ROLES = ("lm_head", "down_proj", "edge_layers", "v_proj")
+ROLES = ("lm_head", "down_proj", "edge_layers", "v_proj", "attention")
 LOGITS = "logits"
 PASS_THROUGH = ("Add", "Cast", "Reshape", "Identity", "Squeeze", "Unsqueeze")
 DOWN_PROJ_NAMES = ("/mlp/down_proj/", "/fc2/", "/mlp/c_proj/", "/mlp/dense_4h_to_h/")
 V_PROJ_NAMES = ("/self_attn/v_proj/", "/encoder_attn/v_proj/", "/attention/v_proj/")
+ATTENTION_NAMES = ("/self_attn/", "/encoder_attn/", "/attention/", "/attn/", "/SelfAttention/", "/EncDecAttention/")
 LAYER_INDEX = re.compile(r"/(?:layers|h|layer|blocks?)\.(\d+)/")
 
 
@@ -39,6 +43,8 @@ def eight_bit_matmuls(graph: Any, roles: Iterable[str]) -> list[str]:
         chosen |= {n.name for n in matmuls if any(part in n.name for part in DOWN_PROJ_NAMES)}
     if "v_proj" in roles:
         chosen |= {n.name for n in matmuls if any(part in n.name for part in V_PROJ_NAMES)}
+    if "attention" in roles:
+        chosen |= {n.name for n in matmuls if any(part in n.name for part in ATTENTION_NAMES)}
     if "edge_layers" in roles:
         indices = {int(m.group(1)) for n in matmuls if (m := LAYER_INDEX.search(n.name))}
         if indices:

@@ -8,10 +8,11 @@ run time), so all recipes run at about the same speed; they differ in how the 4-
 which MatMuls stay at 8 bits:
 
 - rtn-mixed (the default): rtn below, except the MatMuls that cost 4-bit files most quality, kept at 8 bits
-  (weight_only_mixed.py): the LM head (and with it a tied token embedding), every attention's value projection,
-  every MLP's down projection, and the first and last layers. On SmolLM2-135M
-  (benchmarks/results/quantized_quality.md) it moved top-1 agreement with torch fp32 from 0.658 to 0.809 and
-  the NLL change from +5.9% to +0.14%, for 121 MB against 89;
+  (weight_only_mixed.py): the LM head (and with it a tied token embedding), every attention projection (query,
+  key, value, output), every MLP's down projection, and the first and last layers; the MLP's gate / up
+  projections (most of a decoder's weights) stay 4-bit. On SmolLM2-135M (benchmarks/results/quantized_quality.md)
+  it moved top-1 agreement with torch fp32 from 0.658 (all 4-bit) to 0.872 and the NLL change from +5.9% to
+  -0.2%, for 131 MB against 89 (an 8-bit file: 266);
 - rtn: symmetric round-to-nearest (onnxruntime's DefaultWeightOnlyQuantConfig, no zero points);
 - rtn-asym: round-to-nearest with a 4-bit zero point per block (min/max range);
 - kquant: llama.cpp's k-quant search (KQuantWeightOnlyQuantConfig): per block, the scale and minimum that
@@ -37,7 +38,7 @@ ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations quantized per b
 BLOCK_SIZES: tuple[int, ...] = (16, 32, 64, 128)
 DEFAULT_BLOCK_SIZE = 32
 #: the MatMuls a "-mixed" q4 method keeps at 8 bits (weight_only_mixed.ROLES)
-MIXED_ROLES: tuple[str, ...] = ("lm_head", "v_proj", "down_proj", "edge_layers")
+MIXED_ROLES: tuple[str, ...] = ("lm_head", "attention", "down_proj", "edge_layers")
 #: --q4-method -> (onnxruntime algorithm, symmetric, roles kept at 8 bits)
 Q4_METHODS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "rtn-mixed": ("rtn", True, MIXED_ROLES),
@@ -69,6 +70,7 @@ class WeightOnlyRecipe:
     quantize_embedding: bool = True  # the token embedding as GatherBlockQuantized (weight_only_embedding.py)
     calibration: Optional[str] = None  # gptq: a text file, or BUILTIN_CALIBRATION
     keep_8bit: Optional[tuple[str, ...]] = None  # q4: roles kept at 8 bits (weight_only_mixed.ROLES); None: the method's
+    keep_fp32: tuple[str, ...] = ()  # roles left as fp32 MatMuls (weight_only_mixed.ROLES; benchmark recipes only)
 
     @property
     def algorithm(self) -> str:
@@ -97,6 +99,8 @@ class WeightOnlyRecipe:
         }
         if self.eight_bit_roles:
             entry["eight_bit"] = list(self.eight_bit_roles)
+        if self.keep_fp32:
+            entry["fp32"] = list(self.keep_fp32)
         if self.algorithm in CALIBRATED:
             entry["calibration"] = self.calibration or BUILTIN_CALIBRATION
         return entry

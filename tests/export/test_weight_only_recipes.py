@@ -138,7 +138,7 @@ def test_mixed_keeps_the_chosen_matmuls_at_8_bits(llama_recipes) -> None:
     gather = _nodes(folder / "model_q4.onnx", "GatherBlockQuantized")[0]
     assert _attrs(gather)["bits"] == 8 and gather.input[0] == head.input[1]
     assert DEFAULT_Q4_METHOD == "rtn-mixed" and weight_only_options().recipe(4).eight_bit_roles == (
-        "lm_head", "v_proj", "down_proj", "edge_layers")
+        "lm_head", "attention", "down_proj", "edge_layers")
     assert weight_only_options().recipe(8).eight_bit_roles == ()
 
 
@@ -146,7 +146,8 @@ def test_eight_bit_roles_by_node_name() -> None:
     """Roles found in Llama, GPT-2 and Whisper node names; the head by the `logits` output it writes."""
     names = ["/model/layers.0/self_attn/v_proj/MatMul", "/model/layers.0/mlp/down_proj/MatMul",
              "/transformer/h.3/mlp/c_proj/Gemm_MatMul", "/model/decoder/layers.5/fc2/MatMul",
-             "/model/layers.2/mlp/up_proj/MatMul", "/lm_head/MatMul"]
+             "/model/layers.2/mlp/up_proj/MatMul", "/lm_head/MatMul", "/transformer/h.3/attn/c_attn/Gemm_MatMul",
+             "/model/decoder/layers.5/encoder_attn/q_proj/MatMul", "/model/layers.2/self_attn/o_proj/MatMul"]
     nodes = [helper.make_node("MatMul", ["x", f"w{i}"], ["logits" if "lm_head" in n else f"y{i}"], name=n)
              for i, n in enumerate(names)]
     inits = [numpy_helper.from_array(np.zeros((2, 2), np.float32), f"w{i}") for i in range(len(names))]
@@ -155,9 +156,10 @@ def test_eight_bit_roles_by_node_name() -> None:
     assert eight_bit_matmuls(graph, ["lm_head"]) == ["/lm_head/MatMul"]
     assert eight_bit_matmuls(graph, ["down_proj"]) == names[1:4]
     assert eight_bit_matmuls(graph, ["v_proj"]) == names[:1]
-    assert eight_bit_matmuls(graph, ["edge_layers"]) == names[:2] + names[3:4]  # layers.0 and layers.5 (h.3 apart)
+    assert eight_bit_matmuls(graph, ["edge_layers"]) == names[:2] + names[3:4] + names[7:8]  # layers.0, layers.5
+    assert eight_bit_matmuls(graph, ["attention"]) == [names[0], *names[6:]]
     with pytest.raises(ValueError, match="Unknown 8-bit roles"):
-        eight_bit_matmuls(graph, ["attention"])
+        eight_bit_matmuls(graph, ["mlp"])
 
 
 @pytest.mark.parametrize("method", ["rtn-mixed", "hqq", "gptq"])
