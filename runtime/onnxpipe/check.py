@@ -43,11 +43,17 @@ def _references(folder: ModelFolder, manifest: Mapping[str, Any]) -> tuple[dict[
     entry = validation.get("references")
     if not entry:
         how = f"onnxpipe export {manifest.get('source', {}).get('model', 'CHECKPOINT')} --task {manifest.get('task')} --output {folder.path}"
-        kind = manifest.get("task")
+        task = manifest.get("task")
+        if not validation:
+            raise MissingModelFileError(
+                f"{folder.path} holds no validation at all (exported with --no-validate?), so there is nothing to "
+                f"re-measure; re-export without --no-validate: `{how}` (with the same --dtype options)."
+            )
         raise MissingModelFileError(
-            f"{folder.path} holds no stored validation references ({REFERENCES_NAME}). Folders exported by this "
-            f"version of onnxpipe for single-graph tasks carry them; re-export with `{how}` (with the same --dtype "
-            f"options) to check it on this machine (this folder's task: {kind!r})."
+            f"{folder.path} holds no stored validation references ({REFERENCES_NAME}): its {task!r} export was "
+            "checked against torch when it was written (the figures are in its onnxpipe.json, per file), but "
+            f"this kind of export does not store the inputs and outputs `onnxpipe check` re-runs, or an older "
+            f"onnxpipe wrote it. Re-exporting with this version (`{how}`) stores them where the export supports it."
         )
     return validation, verified_file(folder.path, entry, "references")
 

@@ -81,6 +81,10 @@ def test_a_folder_without_references_says_how_to_re_export(exported, tmp_path, c
     (folder / "onnxpipe.json").write_text(json.dumps(manifest))
     with pytest.raises(MissingModelFileError, match=r"no stored validation references.*onnxpipe export .* --task feature-extraction"):
         check_folder(folder)
+    manifest["validation"] = None  # --no-validate
+    (folder / "onnxpipe.json").write_text(json.dumps(manifest))
+    with pytest.raises(MissingModelFileError, match=r"no validation at all.*re-export without --no-validate"):
+        check_folder(folder)
     (folder / "onnxpipe.json").unlink()
     assert cli.main(["check", str(folder)]) == 1
     assert "needs a folder written by `onnxpipe export`" in capsys.readouterr().err
