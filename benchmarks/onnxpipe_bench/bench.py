@@ -225,7 +225,9 @@ def sizes_and_notes(options: BenchOptions, folder: Any, task: str, spec: TaskSpe
         notes = [f"inputs are {seq_lens[0]} (height x width) pictures decoded before timing; --seq-len does not apply"]
         if spec.task == "visual-question-answering":
             notes.append(f"every picture comes with the question {VQA_QUESTION!r}")
-        if spec.call_options:
+        if spec.note:  # image-to-text: what the forced lengths mean, with the call options
+            notes += spec.call_notes()
+        elif spec.call_options:
             notes.append(f"every engine's call options: {spec.call_options!r}")
         return seq_lens, notes
     if spec.modality == "audio":  # clip lengths in seconds: --seq-len gives them when set, else AUDIO_SECONDS

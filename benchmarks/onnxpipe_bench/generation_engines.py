@@ -1,6 +1,6 @@
 """Generation engines inside a worker: which calls count as "core" (onnxruntime's `run` on every graph, the torch
-model's forward) and which count as one decoder step, and Optimum's ORTModelForCausalLM / ORTModelForSeq2SeqLM
-on the very same ONNX files as onnxpipe.
+model's forward) and which count as one decoder step, and Optimum's ORTModelForCausalLM / ORTModelForSeq2SeqLM /
+ORTModelForSpeechSeq2Seq / ORTModelForVision2Seq on the very same ONNX files as onnxpipe.
 
 A decoder step is one call of the decoder graph (onnxpipe, Optimum) or of the model's forward (torch): the worker
 reports the count per pipeline call, so the loop's own overhead can be given per step.
@@ -94,4 +94,6 @@ def load_optimum_generation(spec: Any, cls: Any, provider: str, options: Any) ->
     processor = {"tokenizer": transformers.AutoTokenizer.from_pretrained(spec.model)}
     if model.main_input_name == "input_features":  # Whisper: the pipeline needs its feature extractor too
         processor["feature_extractor"] = transformers.AutoFeatureExtractor.from_pretrained(spec.model)
+    if model.main_input_name == "pixel_values":  # a VisionEncoderDecoder captioner: and its image processor
+        processor["image_processor"] = transformers.AutoImageProcessor.from_pretrained(spec.model)
     return transformers.pipeline(spec.task, model=model, **processor), timer

@@ -111,6 +111,10 @@ RECIPES = (
     Recipe("layoutlmv3-base-document-question-answering",
            "document-question-answering, layoutlmv3-base size (random weights)", "document-question-answering",
            "layoutlmv3-base", batch_sizes=[1], seq_lens=[128, 512], runs=5, warmup=1, cold_runs=1, time_limit=60.0),
+    # ViT + GPT-2 captioner: greedy, exactly 16 new tokens per caption (tasks.SPECS["image-to-text"]), fp32 and int8
+    # against torch fp32 and Optimum's ORTModelForVision2Seq on the same encoder + merged decoder pair
+    Recipe("vit-gpt2-image-to-text", "image-to-text, vit-gpt2-image-captioning size (random weights)", "image-to-text",
+           "vit-gpt2", batch_sizes=[1], dtypes=("fp32", "int8"), runs=3, warmup=0, cold_runs=1, time_limit=60.0),
     Recipe("t5-small-summarization", "summarization, t5-small size (random weights)", "summarization", "t5-small",
            batch_sizes=[1], seq_lens=[128], dtypes=("fp32", "int8"), new_tokens=64, runs=3, warmup=0, cold_runs=1,
            time_limit=60.0),

@@ -1,6 +1,6 @@
 """Real-size random-weight checkpoints for the task families of issue 18: image-feature-extraction (ViT-base),
-depth-estimation (GLPN), image-to-image (Swin2SR), zero-shot-object-detection (OWL-ViT) and
-document-question-answering (LayoutLMv3).
+depth-estimation (GLPN), image-to-image (Swin2SR), zero-shot-object-detection (OWL-ViT),
+document-question-answering (LayoutLMv3) and image-to-text (ViT + GPT-2).
 
 Every configuration writes the key fields of a published hub model's config.json from offline knowledge (there is no
 hub here); each function names the model it mirrors. Speed does not depend on weight values. Tokenizers are built
@@ -137,6 +137,41 @@ def _layoutlmv3_base(folder: Path) -> tuple[Any, Any]:
     return transformers.LayoutLMv3ForQuestionAnswering(layoutlmv3_base_config()), processor
 
 
+def vit_gpt2_config() -> Any:
+    """nlpconnect/vit-gpt2-image-captioning: a ViT-B/16 encoder at 224x224 and a GPT-2 (124M) decoder with
+    cross-attention, 50,257 ids, <|endoftext|> (50256) as decoder start, pad and end; 239.2M parameters."""
+    import transformers
+
+    encoder = transformers.ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                     intermediate_size=3072, image_size=224, patch_size=16)
+    decoder = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                                      bos_token_id=50256, eos_token_id=50256, add_cross_attention=True, is_decoder=True)
+    config = transformers.VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = 50256
+    return config
+
+
+def _vit_gpt2(folder: Path) -> tuple[Any, Any]:
+    """The ViT + GPT-2 captioner, its processor (224x224, mean and std 0.5) and a byte-level BPE tokenizer padded to
+    GPT-2's 50,257 ids with <|endoftext|> as its last id, as GPT-2's."""
+    import json
+    import tempfile
+
+    import transformers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab, merges = byte_bpe(50256, [], Path(tmp))  # ids 0..50255; <|endoftext|> takes 50256, as in GPT-2
+        table = json.loads(vocab.read_text(encoding="utf-8"))
+        table["<|endoftext|>"] = 50256
+        vocab.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+        tokenizer = transformers.GPT2TokenizerFast(vocab_file=str(vocab), merges_file=str(merges), model_max_length=1024)
+    tokenizer.save_pretrained(str(folder))
+    model = transformers.VisionEncoderDecoderModel(config=vit_gpt2_config())
+    model.generation_config = transformers.GenerationConfig.from_model_config(model.config)
+    processor = transformers.ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    return model, processor
+
+
 # arch -> (pipeline task, builder of (model, processor) that may write tokenizer files into the folder)
 TASK_BUILDERS: dict[str, tuple[str, Callable[[Path], tuple[Any, Any]]]] = {
     "vit-base-in21k": ("image-feature-extraction", _vit_base_in21k),
@@ -144,6 +179,7 @@ TASK_BUILDERS: dict[str, tuple[str, Callable[[Path], tuple[Any, Any]]]] = {
     "swin2sr-classical-x2": ("image-to-image", _swin2sr_classical_x2),
     "owlvit-base-patch32": ("zero-shot-object-detection", _owlvit_base_patch32),
     "layoutlmv3-base": ("document-question-answering", _layoutlmv3_base),
+    "vit-gpt2": ("image-to-text", _vit_gpt2),
 }
 # arch -> its configuration alone (cheap: no weights), for checks of the published fields
 TASK_CONFIGS: dict[str, Callable[[], Any]] = {
@@ -152,6 +188,7 @@ TASK_CONFIGS: dict[str, Callable[[], Any]] = {
     "swin2sr-classical-x2": swin2sr_classical_x2_config,
     "owlvit-base-patch32": owlvit_base_patch32_config,
     "layoutlmv3-base": layoutlmv3_base_config,
+    "vit-gpt2": vit_gpt2_config,
 }
 
 

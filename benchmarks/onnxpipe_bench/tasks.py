@@ -173,6 +173,15 @@ WHISPER_SPEC = TaskSpec(
            "new tokens x batch / median latency (a 30 s clip is one window); decoder steps = decoder-graph runs "
            "(onnxpipe, Optimum) or model forwards (torch) per call, counted (a chunked clip: new tokens x windows)"),
 )
+IMAGE_TO_TEXT_NEW_TOKENS = 16  # nlpconnect/vit-gpt2-image-captioning's captions stop at 16 tokens (its max_length)
+SPECS["image-to-text"] = TaskSpec(
+    "image-to-text", "ORTModelForVision2Seq", modality="image", decodes=True,
+    call_options={"generate_kwargs": {"num_beams": 1, "max_new_tokens": IMAGE_TO_TEXT_NEW_TOKENS,
+                                      "min_new_tokens": IMAGE_TO_TEXT_NEW_TOKENS}},
+    note=("image-to-text: every engine decodes greedily with min_new_tokens = max_new_tokens, so each caption has "
+          "exactly the new tokens shown (random weights would stop at an arbitrary point); decoder steps = "
+          "decoder-graph runs (onnxpipe, Optimum) or model forwards (torch) per call, counted"),
+)
 # DETR panoptic (DetrForSegmentation): transformers' pipeline picks panoptic for its processor (subtask None), and
 # onnxpipe does the same; Optimum has no panoptic / instance segmentation ORTModel
 DETR_SEGMENTATION_SPEC = TaskSpec(

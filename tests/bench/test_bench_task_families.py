@@ -129,3 +129,28 @@ def test_image_to_image_uses_its_own_picture_size(vision_models):
     assert tokens is None and [p.size for p in decode_images(pictures)] == [(128, 128)] * 2
     specs, skipped = engine_specs(options, folder, task, files)
     assert [s.name for s in specs] == ["onnxpipe fp32", "transformers torch fp32", "optimum fp32"] and skipped == []
+
+
+def test_image_to_text_rows_count_caption_tokens_on_every_engine(models, tmp_path):
+    """A tiny ViT + GPT-2 captioner under the harness: greedy, NEW_TOKENS forced on onnxpipe, torch and Optimum's
+    ORTModelForVision2Seq (the same encoder + merged decoder pair), decoder steps counted."""
+    from support.image_to_text_checkpoints import build_image_to_text_checkpoint
+
+    new_tokens = 4
+    exported = models._once("image-to-text-vit-gpt2", "image-to-text",
+                            lambda folder: build_image_to_text_checkpoint("vit-gpt2", folder))
+    argv = [sys.executable, "-m", "onnxpipe_bench", "--model", str(exported.onnx), "--dtype", "fp32", "--runs", "2",
+            "--warmup", "0", "--cold-runs", "1", "--batch-size", "1", "--new-tokens", str(new_tokens),
+            "--compare", "torch,optimum", "--json", str(tmp_path / "r.json"), "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["task"] == "image-to-text" and record["skipped"] == []
+    names = ["onnxpipe fp32", "transformers torch fp32", "optimum fp32"]
+    assert [e["name"] for e in record["engines"]] == names
+    pair = "encoder_model.onnx + decoder_model_merged.onnx"
+    assert [e["file"] for e in record["engines"]] == [pair, None, pair]
+    for r in record["results"]:
+        assert r["seq_len"] == "480x640" and r["new_tokens"] == new_tokens and r["decoder_steps"] == new_tokens
+        assert r["tokens_per_s"] == pytest.approx(new_tokens * 1000 / r["median_ms"])
+    assert any("image-to-text: every engine decodes greedily" in note for note in record["notes"])
