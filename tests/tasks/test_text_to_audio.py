@@ -87,6 +87,8 @@ def test_vits_seeded_noise(vits):
     assert np.array_equal(first, ours("hello world", seed=3, **noisy)["audio"])
     other = ours("hello world", seed=4, **noisy)["audio"]
     assert first.shape != other.shape or not np.allclose(first, other)
+    listed = ours(["a", "hello world"], seed=3, **noisy)
+    np.testing.assert_array_equal(listed[1]["audio"], first)  # each text draws from its own Generator(seed)
     quiet = ours("hello world", seed=3)["audio"]  # the config's noise scales are 0: the seed changes nothing
     np.testing.assert_array_equal(quiet, ours("hello world", seed=9)["audio"])
     assert_same_audio(ours("hello world", seed=3), theirs("hello world"))

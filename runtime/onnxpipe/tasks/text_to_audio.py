@@ -75,13 +75,13 @@ class TextToAudioPipeline(Pipeline):
 
     # -- running -------------------------------------------------------------------------------
     def run_items(self, items: Sequence[Any], options: dict[str, Any]) -> list[Any]:
-        """Each text alone, all drawing from one generator seeded by `seed` (fresh entropy when None)."""
-        rng = np.random.default_rng(options["seed"])
+        """Each text alone, with its own generator seeded by `seed` (fresh entropy when None): a text's audio does not
+        depend on the texts beside it in the call, nor on batch_size."""
         params = self.params(options)
         results = []
         for text in items:
             raise_if_cancelled()
-            audio = self.synthesize(text, params, rng, options)
+            audio = self.synthesize(text, params, np.random.default_rng(options["seed"]), options)
             results.append({"audio": audio, "sampling_rate": self.sampling_rate})
         return results
 
