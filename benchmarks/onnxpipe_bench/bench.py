@@ -246,6 +246,8 @@ def sizes_and_notes(options: BenchOptions, folder: Any, task: str, spec: TaskSpe
     notes = [f"seq-len {s} skipped: the model takes at most {limit} tokens" for s in asked if s not in seq_lens]
     if spec.modality == "generation":
         notes += generation_notes(spec, options.audio_seconds_given)
+    if spec.modality == "speech-text":
+        notes += spec.call_notes()
     if spec.modality == "document":
         notes.append(f"every input is {{image, question, word_boxes}}: a {'x'.join(map(str, spec.picture))} picture "
                      f"decoded before timing, the question {QUESTION!r} and the words of a seq-len-token text with "

@@ -37,6 +37,9 @@ def load_onnxpipe(spec: EngineSpec) -> tuple[Any, CoreTimer]:
         time_onnxpipe_generation(pipe, timer)
     else:
         timer.wrap(_ort_session(pipe), "run")
+        second = getattr(pipe, "waveform_session", None)  # VITS: the prior graph, then the waveform graph
+        if second is not None:
+            timer.wrap(second.session, "run")
     return pipe, timer
 
 

@@ -16,9 +16,9 @@ from .generation_engines import OPTIMUM_MERGED_DECODER, PAIR_SEPARATOR
 
 def decoder_stem(folder: Any) -> str:
     """The stem whose variants name a folder's dtypes: the manifest's decoder component (encoder-decoder exports
-    write `encoder_model*.onnx` + `decoder_model_merged*.onnx`), else "model"."""
+    write `encoder_model*.onnx` + `decoder_model_merged*.onnx`), VITS's prior graph (`vits_prior*.onnx`), else "model"."""
     components = (folder.manifest or {}).get("components") or {}
-    return components.get("decoder") or "model"
+    return components.get("decoder") or components.get("prior") or "model"
 
 
 def encoder_stem(folder: Any) -> Optional[str]:
@@ -27,10 +27,13 @@ def encoder_stem(folder: Any) -> Optional[str]:
 
 
 def describe_files(folder: Any, dtype: str, kind: str) -> str:
-    """The file(s) of a dtype as the report names them: "model_quantized.onnx", or for an encoder-decoder folder
-    "encoder_model_quantized.onnx + decoder_model_merged_quantized.onnx"."""
+    """The file(s) of a dtype as the report names them: "model_quantized.onnx", for an encoder-decoder folder
+    "encoder_model_quantized.onnx + decoder_model_merged_quantized.onnx", for VITS "vits_prior.onnx + vits_waveform.onnx"."""
     decoder = folder.onnx_file(dtype, kind, decoder_stem(folder)).relative_to(folder.path).as_posix()
     encoder = encoder_stem(folder)
+    waveform = ((folder.manifest or {}).get("components") or {}).get("waveform")
+    if waveform is not None:
+        return decoder + PAIR_SEPARATOR + folder.onnx_file(dtype, kind, waveform).relative_to(folder.path).as_posix()
     if encoder is None:
         return decoder
     return folder.onnx_file(dtype, kind, encoder).relative_to(folder.path).as_posix() + PAIR_SEPARATOR + decoder

@@ -4,6 +4,7 @@ longest input a model takes."""
 
 from __future__ import annotations
 
+import random
 import statistics
 from typing import Any, Optional
 
@@ -11,7 +12,7 @@ from onnxpipe.text.tokenizer import max_input_length
 
 from .clips import make_clips
 from .images import make_images
-from .inputs import load_tokenizer, make_texts
+from .inputs import WORDS, load_tokenizer, make_texts
 from .tasks import AUDIO_RATE, IMAGE_LABELS, QUESTION, VQA_QUESTION, TaskSpec
 
 
@@ -53,11 +54,24 @@ def document_inputs(folder: Any, spec: TaskSpec, seq_len: int, count: int) -> tu
     return documents, statistics.fmean(counts)
 
 
+def text_of_characters(length: int, seed: int) -> str:
+    """A text of exactly `length` characters of the passage, from a seed-chosen word, ending on a letter."""
+    start = random.Random(seed).randrange(len(WORDS))
+    text = ""
+    while len(text) < length:
+        text += WORDS[start % len(WORDS)] + " "
+        start += 1
+    text = text[:length]
+    return text[:-1] + "a" if text.endswith(" ") else text
+
+
 def build_inputs(folder: Any, spec: TaskSpec, seq_len: Any, count: int) -> tuple[list[Any], Optional[float]]:
     """`count` pipeline inputs of about `seq_len` tokens each, and their measured mean token count
     (image tasks: `count` base64 pictures of the spec's picture size, and no token count)."""
     if spec.modality == "document":
         return document_inputs(folder, spec, seq_len, count)
+    if spec.modality == "speech-text":  # characters, not tokens: VITS reads characters
+        return [text_of_characters(seq_len, i) for i in range(count)], float(seq_len)
     if spec.modality == "image":
         pictures = make_images(count, *spec.picture)
         if spec.task == "visual-question-answering":  # the worker decodes the picture and keeps the question

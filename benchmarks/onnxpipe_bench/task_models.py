@@ -1,6 +1,6 @@
 """Real-size random-weight checkpoints for the task families of issue 18: image-feature-extraction (ViT-base),
 depth-estimation (GLPN), image-to-image (Swin2SR), zero-shot-object-detection (OWL-ViT),
-document-question-answering (LayoutLMv3) and image-to-text (ViT + GPT-2).
+document-question-answering (LayoutLMv3), image-to-text (ViT + GPT-2) and text-to-audio (VITS).
 
 Every configuration writes the key fields of a published hub model's config.json from offline knowledge (there is no
 hub here); each function names the model it mirrors. Speed does not depend on weight values. Tokenizers are built
@@ -172,6 +172,49 @@ def _vit_gpt2(folder: Path) -> tuple[Any, Any]:
     return model, processor
 
 
+MMS_FRAMES_PER_ID = 2  # VITS: spectrogram frames each input id lasts (x 256 samples), about MMS-TTS English's pace
+# a 38-symbol character vocabulary as facebook/mms-tts-eng's (letters, digits, apostrophe, hyphens, space, "_" pad)
+MMS_VOCAB = ["_", " ", "'", "-", "\u2013", *"abcdefghijklmnopqrstuvwxyz", *"0123456"]
+
+
+def mms_tts_eng_config() -> Any:
+    """facebook/mms-tts-eng's VITS (transformers' VitsConfig defaults mirror it): 192-wide text encoder of 6 layers,
+    4 prior flows, HiFi-GAN upsampling 8x8x2x2 from 512 channels at 16 kHz; 36.3M parameters. One change: the
+    deterministic duration predictor instead of the stochastic one (see _mms_tts_eng), which makes it 35.3M."""
+    import transformers
+
+    return transformers.VitsConfig(
+        vocab_size=len(MMS_VOCAB), hidden_size=192, num_hidden_layers=6, num_attention_heads=2, window_size=4,
+        ffn_dim=768, flow_size=192, spectrogram_bins=513, upsample_initial_channel=512, upsample_rates=[8, 8, 2, 2],
+        upsample_kernel_sizes=[16, 16, 4, 4], resblock_kernel_sizes=[3, 7, 11],
+        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], prior_encoder_num_flows=4,
+        prior_encoder_num_wavenet_layers=4, posterior_encoder_num_wavenet_layers=16, wavenet_kernel_size=5,
+        use_stochastic_duration_prediction=False, noise_scale=0.667, noise_scale_duration=0.8, sampling_rate=16000,
+    )
+
+
+def _mms_tts_eng(folder: Path) -> tuple[Any, Any]:
+    """VITS at MMS-TTS English's size with every id lasting MMS_FRAMES_PER_ID frames: random weights would make the
+    duration predictor's lengths arbitrary (and torch and onnxpipe draw its noise differently), so the predictor is
+    the deterministic one with a zero projection and a bias of log(MMS_FRAMES_PER_ID - 0.5): every engine, int8
+    included, then synthesizes exactly the same number of samples. The duration predictor is a small share of the
+    work (the flows and the HiFi-GAN decoder are the rest)."""
+    import json
+    import math
+
+    import torch
+    import transformers
+
+    model = transformers.VitsModel(mms_tts_eng_config())
+    with torch.no_grad():
+        model.duration_predictor.proj.weight.zero_()
+        model.duration_predictor.proj.bias.fill_(math.log(MMS_FRAMES_PER_ID - 0.5))
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(MMS_VOCAB)}), encoding="utf-8")
+    tokenizer = transformers.VitsTokenizer(str(folder / "vocab.json"), pad_token="_", unk_token="_", add_blank=True,
+                                           normalize=True, phonemize=False)
+    return model, tokenizer
+
+
 # arch -> (pipeline task, builder of (model, processor) that may write tokenizer files into the folder)
 TASK_BUILDERS: dict[str, tuple[str, Callable[[Path], tuple[Any, Any]]]] = {
     "vit-base-in21k": ("image-feature-extraction", _vit_base_in21k),
@@ -180,6 +223,7 @@ TASK_BUILDERS: dict[str, tuple[str, Callable[[Path], tuple[Any, Any]]]] = {
     "owlvit-base-patch32": ("zero-shot-object-detection", _owlvit_base_patch32),
     "layoutlmv3-base": ("document-question-answering", _layoutlmv3_base),
     "vit-gpt2": ("image-to-text", _vit_gpt2),
+    "mms-tts-eng": ("text-to-audio", _mms_tts_eng),
 }
 # arch -> its configuration alone (cheap: no weights), for checks of the published fields
 TASK_CONFIGS: dict[str, Callable[[], Any]] = {
@@ -189,6 +233,7 @@ TASK_CONFIGS: dict[str, Callable[[], Any]] = {
     "owlvit-base-patch32": owlvit_base_patch32_config,
     "layoutlmv3-base": layoutlmv3_base_config,
     "vit-gpt2": vit_gpt2_config,
+    "mms-tts-eng": mms_tts_eng_config,
 }
 
 

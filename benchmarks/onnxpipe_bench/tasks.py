@@ -30,7 +30,8 @@ class TaskSpec:
     call_options: dict[str, Any] = field(default_factory=dict)  # passed to every engine's call, with batch_size
     # "image": generated pictures of IMAGE_SIZE; "audio": generated clips of AUDIO_SECONDS; "generation": texts of
     # GENERATION_PROMPT tokens, with min_new_tokens = max_new_tokens in call_options so every engine generates as many
-    # "document": {image, question, word_boxes} dicts whose question and words make --seq-len tokens
+    # "document": {image, question, word_boxes} dicts whose question and words make --seq-len tokens;
+    # "speech-text": texts of --seq-len characters (text-to-audio)
     modality: str = "text"
     picture: tuple[int, int] = IMAGE_SIZE  # (height, width) of the pictures of image and document tasks
     # audio: options for clips longer than 30 s (transformers' CTC pipeline needs chunking to take them)
@@ -181,6 +182,15 @@ SPECS["image-to-text"] = TaskSpec(
     note=("image-to-text: every engine decodes greedily with min_new_tokens = max_new_tokens, so each caption has "
           "exactly the new tokens shown (random weights would stop at an arbitrary point); decoder steps = "
           "decoder-graph runs (onnxpipe, Optimum) or model forwards (torch) per call, counted"),
+)
+# VITS (one text at a time, as transformers runs it): texts of --seq-len characters; Optimum's pipeline() has no
+# text-to-audio task. Random weights decide nothing about length here: the benchmark VITS lasts a fixed number of
+# frames per input id (task_models._mms_tts_eng), so every engine synthesizes the same samples
+SPECS["text-to-audio"] = TaskSpec(
+    "text-to-audio", None, modality="speech-text",
+    optimum_note="Optimum has no ORTModel class for text-to-audio (optimum-onnx 0.1.0's pipeline() has no such task)",
+    note=("text-to-audio: inputs are English texts of --seq-len characters (VITS reads characters); each input id "
+          "lasts a fixed number of frames in the benchmark model, so every engine makes the same audio length"),
 )
 # DETR panoptic (DetrForSegmentation): transformers' pipeline picks panoptic for its processor (subtask None), and
 # onnxpipe does the same; Optimum has no panoptic / instance segmentation ORTModel

@@ -154,3 +154,41 @@ def test_image_to_text_rows_count_caption_tokens_on_every_engine(models, tmp_pat
         assert r["seq_len"] == "480x640" and r["new_tokens"] == new_tokens and r["decoder_steps"] == new_tokens
         assert r["tokens_per_s"] == pytest.approx(new_tokens * 1000 / r["median_ms"])
     assert any("image-to-text: every engine decodes greedily" in note for note in record["notes"])
+
+
+def test_text_of_characters_has_the_asked_length():
+    from onnxpipe_bench.task_inputs import text_of_characters
+
+    texts = [text_of_characters(n, seed) for n in (1, 37, 100) for seed in (0, 1)]
+    assert [len(t) for t in texts] == [1, 1, 37, 37, 100, 100]
+    assert all(not t.endswith(" ") for t in texts) and texts[4] != texts[5]
+
+
+def test_text_to_audio_rows_time_both_vits_graphs(tmp_path):
+    """A tiny VITS under the harness: texts of --seq-len characters, onnxpipe fp32 against torch (Optimum skipped
+    with its reason); onnxpipe's core time covers the prior and the waveform graphs."""
+    from support.text_to_audio_checkpoints import build_vits
+
+    from onnxpipe_bench.engine_onnxpipe import load_onnxpipe
+    from onnxpipe_bench.engine_spec import EngineSpec
+    from onnxpipe_export import export
+
+    checkpoint, folder = build_vits(tmp_path / "vits"), tmp_path / "vits_onnx"
+    export(str(checkpoint), task="text-to-audio", output=str(folder), dtype=["fp32"], quiet=True)  # fp32 only, as yet
+    pipe, timer = load_onnxpipe(EngineSpec("onnxpipe", "text-to-audio", str(folder)))
+    assert pipe.waveform_session.session.run.__name__ == "timed" and pipe.session.session.run.__name__ == "timed"
+    pipe("the river runs past the old mill")
+    assert timer.seconds > 0
+    argv = [sys.executable, "-m", "onnxpipe_bench", "--model", str(folder), "--dtype", "fp32", "--runs", "2",
+            "--warmup", "0", "--cold-runs", "1", "--batch-size", "1", "--seq-len", "30", "--compare", "torch,optimum",
+            "--json", str(tmp_path / "r.json"), "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["task"] == "text-to-audio"
+    assert [e["name"] for e in record["engines"]] == ["onnxpipe fp32", "transformers torch fp32"]
+    assert record["engines"][0]["file"] == "vits_prior.onnx + vits_waveform.onnx"
+    assert record["skipped"] == [{"engine": "optimum", "reason": task_spec("text-to-audio").optimum_note}]
+    assert [(r["seq_len"], r["tokens_per_input"]) for r in record["results"]] == [(30, 30.0)] * 2
+    assert all(0 < r["core_median_ms"] < r["median_ms"] for r in record["results"])
+    assert any("characters" in note for note in record["notes"])
