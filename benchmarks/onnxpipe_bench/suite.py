@@ -115,8 +115,9 @@ RECIPES = (
     # against torch fp32 and Optimum's ORTModelForVision2Seq on the same encoder + merged decoder pair
     Recipe("vit-gpt2-image-to-text", "image-to-text, vit-gpt2-image-captioning size (random weights)", "image-to-text",
            "vit-gpt2", batch_sizes=[1], dtypes=("fp32", "int8"), runs=3, warmup=0, cold_runs=1, time_limit=60.0),
-    # VITS at facebook/mms-tts-eng's size: texts of 100 characters (201 ids with blanks, 402 frames: 6.4 s of audio);
-    # fp32 only: the text-to-audio export writes no int8 yet
+    # VITS at facebook/mms-tts-eng's size: texts of 100 characters (201 ids with blanks; the random duration predictor
+    # makes 14.3 s of audio of them, torch takes some 20 s per call under load); fp32 only: the text-to-audio export
+    # writes no int8 yet
     Recipe("mms-tts-eng-text-to-audio", "text-to-audio, mms-tts-eng size (VITS, random weights)", "text-to-audio",
            "mms-tts-eng", batch_sizes=[1], seq_lens=[100], dtypes=("fp32",), runs=5, warmup=1, cold_runs=1, time_limit=60.0),
     Recipe("t5-small-summarization", "summarization, t5-small size (random weights)", "summarization", "t5-small",

@@ -172,15 +172,14 @@ def _vit_gpt2(folder: Path) -> tuple[Any, Any]:
     return model, processor
 
 
-MMS_FRAMES_PER_ID = 2  # VITS: spectrogram frames each input id lasts (x 256 samples), about MMS-TTS English's pace
 # a 38-symbol character vocabulary as facebook/mms-tts-eng's (letters, digits, apostrophe, hyphens, space, "_" pad)
 MMS_VOCAB = ["_", " ", "'", "-", "\u2013", *"abcdefghijklmnopqrstuvwxyz", *"0123456"]
 
 
 def mms_tts_eng_config() -> Any:
     """facebook/mms-tts-eng's VITS (transformers' VitsConfig defaults mirror it): 192-wide text encoder of 6 layers,
-    4 prior flows, HiFi-GAN upsampling 8x8x2x2 from 512 channels at 16 kHz; 36.3M parameters. One change: the
-    deterministic duration predictor instead of the stochastic one (see _mms_tts_eng), which makes it 35.3M."""
+    a stochastic duration predictor, 4 prior flows, HiFi-GAN upsampling 8x8x2x2 from 512 channels at 16 kHz; 36.3M
+    parameters. One change: noise_scale_duration 0 instead of 0.8 (see _mms_tts_eng)."""
     import transformers
 
     return transformers.VitsConfig(
@@ -189,30 +188,23 @@ def mms_tts_eng_config() -> Any:
         upsample_kernel_sizes=[16, 16, 4, 4], resblock_kernel_sizes=[3, 7, 11],
         resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], prior_encoder_num_flows=4,
         prior_encoder_num_wavenet_layers=4, posterior_encoder_num_wavenet_layers=16, wavenet_kernel_size=5,
-        use_stochastic_duration_prediction=False, noise_scale=0.667, noise_scale_duration=0.8, sampling_rate=16000,
+        use_stochastic_duration_prediction=True, noise_scale=0.667, noise_scale_duration=0.0, sampling_rate=16000,
     )
 
 
 def _mms_tts_eng(folder: Path) -> tuple[Any, Any]:
-    """VITS at MMS-TTS English's size with every id lasting MMS_FRAMES_PER_ID frames: random weights would make the
-    duration predictor's lengths arbitrary (and torch and onnxpipe draw its noise differently), so the predictor is
-    the deterministic one with a zero projection and a bias of log(MMS_FRAMES_PER_ID - 0.5): every engine, int8
-    included, then synthesizes exactly the same number of samples. The duration predictor is a small share of the
-    work (the flows and the HiFi-GAN decoder are the rest)."""
+    """VITS at MMS-TTS English's size and its character tokenizer (blanks between characters, no phonemizer). The
+    duration noise is off (noise_scale_duration 0 in config.json, which every engine reads): torch and onnxpipe draw
+    their noises from different generators, so with it on their audio lengths, and so their work, would differ. The
+    prior's noise (noise_scale 0.667) changes values, not lengths, and stays on."""
     import json
-    import math
 
-    import torch
     import transformers
 
-    model = transformers.VitsModel(mms_tts_eng_config())
-    with torch.no_grad():
-        model.duration_predictor.proj.weight.zero_()
-        model.duration_predictor.proj.bias.fill_(math.log(MMS_FRAMES_PER_ID - 0.5))
     (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(MMS_VOCAB)}), encoding="utf-8")
     tokenizer = transformers.VitsTokenizer(str(folder / "vocab.json"), pad_token="_", unk_token="_", add_blank=True,
                                            normalize=True, phonemize=False)
-    return model, tokenizer
+    return transformers.VitsModel(mms_tts_eng_config()), tokenizer
 
 
 # arch -> (pipeline task, builder of (model, processor) that may write tokenizer files into the folder)

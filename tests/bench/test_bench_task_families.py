@@ -23,7 +23,7 @@ from onnxpipe_bench.tasks import QUESTION, task_spec
 DQA = "document-question-answering"
 # parameters of each configuration (torch on the meta device: no memory), as the published checkpoints have them
 PARAMETERS_M = {"vit-base-in21k": 86.4, "glpn-kitti": 61.2, "swin2sr-classical-x2": 12.1, "owlvit-base-patch32": 153.2,
-                "layoutlmv3-base": 125.9}
+                "layoutlmv3-base": 125.9, "vit-gpt2": 239.2, "mms-tts-eng": 36.3}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def layoutlmv3(models):
 def test_every_task_family_has_a_builder_a_config_and_a_spec():
     assert set(TASK_BUILDERS) == set(TASK_CONFIGS) == set(PARAMETERS_M)
     tasks = {task for task, _ in TASK_BUILDERS.values()}
-    assert tasks == {"image-feature-extraction", "depth-estimation", "image-to-image", "zero-shot-object-detection", DQA}
+    assert tasks == {"image-feature-extraction", "depth-estimation", "image-to-image", "zero-shot-object-detection", DQA,
+                     "image-to-text", "text-to-audio"}
     for task in tasks:
         assert task_spec(task).task == task
 
@@ -47,19 +48,24 @@ def test_configs_have_the_published_size(arch):
     config = TASK_CONFIGS[arch]()
     head = {"vit-base-in21k": "ViTModel", "glpn-kitti": "GLPNForDepthEstimation",
             "swin2sr-classical-x2": "Swin2SRForImageSuperResolution", "owlvit-base-patch32": "OwlViTForObjectDetection",
-            "layoutlmv3-base": "LayoutLMv3ForQuestionAnswering"}[arch]
+            "layoutlmv3-base": "LayoutLMv3ForQuestionAnswering", "vit-gpt2": "VisionEncoderDecoderModel",
+            "mms-tts-eng": "VitsModel"}[arch]
     with torch.device("meta"):
-        model = getattr(transformers, head)(config)
+        model = getattr(transformers, head)(config=config)
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(PARAMETERS_M[arch], abs=0.05)
 
 
 def test_published_fields():
-    glpn, layout, owl, swin2sr, vit = (TASK_CONFIGS[a]() for a in sorted(TASK_CONFIGS))
+    glpn, layout, mms, owl, swin2sr, vit, vit_gpt2 = (TASK_CONFIGS[a]() for a in sorted(TASK_CONFIGS))
     assert (vit.hidden_size, vit.num_hidden_layers, vit.patch_size, vit.image_size) == (768, 12, 16, 224)
     assert (glpn.depths, glpn.hidden_sizes, glpn.max_depth) == ([3, 8, 27, 3], [64, 128, 320, 512], 80)
     assert (swin2sr.embed_dim, swin2sr.depths, swin2sr.window_size, swin2sr.upscale) == (180, [6] * 6, 8, 2)
     assert (owl.vision_config.image_size, owl.vision_config.patch_size, owl.text_config.max_position_embeddings) == (768, 32, 16)
     assert (layout.vocab_size, layout.input_size, layout.coordinate_size, layout.max_position_embeddings) == (50265, 224, 128, 514)
+    assert (vit_gpt2.decoder.n_layer, vit_gpt2.decoder.vocab_size, vit_gpt2.decoder_start_token_id) == (12, 50257, 50256)
+    assert vit_gpt2.decoder.add_cross_attention and vit_gpt2.encoder.image_size == 224
+    assert (mms.vocab_size, mms.hidden_size, mms.upsample_rates, mms.sampling_rate) == (38, 192, [8, 8, 2, 2], 16000)
+    assert mms.use_stochastic_duration_prediction and mms.noise_scale_duration == 0.0  # lengths equal on every engine
 
 
 def test_word_boxes_lay_words_out_on_a_page():
