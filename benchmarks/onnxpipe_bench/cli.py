@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=_ints, default=[1, 8, 32], help="comma-separated batch sizes (default 1,8,32)")
     parser.add_argument("--seq-len", type=_ints, default=None,
                         help="comma-separated tokens per input (default 16,128,512; generation tasks: prompt tokens, default 32); "
-                        "for audio tasks, seconds per clip (default 30,300)")
+                        "for audio tasks, seconds per clip (default 30,300); text-to-audio: characters per text; "
+                        "document-question-answering: question + words, in tokens")
     parser.add_argument("--new-tokens", type=int, help="generation tasks and Whisper: new tokens every call "
                         "generates (min = max; default 128 for text-generation, 64 for summarization / "
                         "text2text-generation and Whisper)")

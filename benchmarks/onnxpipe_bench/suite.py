@@ -196,9 +196,13 @@ def rewrite(path: Path, plot: bool) -> dict[str, Any]:
 
 def write_summary(records: list[dict[str, Any]], failures: list[str], results: Path, seconds: float) -> Path:
     """benchmarks/results/README.md: the headline table, the targets, then every model's full report."""
-    lines = ["# Benchmark results", "", f"Written by `benchmarks/run_all` in {seconds / 60:.1f} minutes on "
-             f"{machine_line(records[0]) if records else 'this machine'}. How each figure is measured, the levers "
-             "tried, and how to read figures from a shared machine: [../README.md](../README.md).", ""]
+    machines = list(dict.fromkeys(machine_line(r) for r in records)) or ["this machine"]
+    where = machines[0] if len(machines) == 1 else (
+        f"{len(machines)} machines (models measured in separate runs: each model's section names its own, and ratios "
+        "compare engines of the same run only): " + "; ".join(machines))
+    lines = ["# Benchmark results", "", f"Written by `benchmarks/run_all` in {seconds / 60:.1f} minutes on {where}. "
+             "How each figure is measured, the levers tried, and how to read figures from a shared machine: "
+             "[../README.md](../README.md).", ""]
     others = [r for r in records if not is_generation(r)]
     if others:
         lines += headline_table(others) + [""]
