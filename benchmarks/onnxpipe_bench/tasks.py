@@ -184,13 +184,13 @@ SPECS["image-to-text"] = TaskSpec(
           "decoder-graph runs (onnxpipe, Optimum) or model forwards (torch) per call, counted"),
 )
 # VITS (one text at a time, as transformers runs it): texts of --seq-len characters; Optimum's pipeline() has no
-# text-to-audio task. Random weights decide nothing about length here: the benchmark VITS lasts a fixed number of
-# frames per input id (task_models._mms_tts_eng), so every engine synthesizes the same samples
+# text-to-audio task. The benchmark VITS has its duration noise off (task_models._mms_tts_eng), so every engine
+# synthesizes the same samples
 SPECS["text-to-audio"] = TaskSpec(
     "text-to-audio", None, modality="speech-text",
     optimum_note="Optimum has no ORTModel class for text-to-audio (optimum-onnx 0.1.0's pipeline() has no such task)",
-    note=("text-to-audio: inputs are English texts of --seq-len characters (VITS reads characters); each input id "
-          "lasts a fixed number of frames in the benchmark model, so every engine makes the same audio length"),
+    note=("text-to-audio: inputs are English texts of --seq-len characters (VITS reads characters); the benchmark "
+          "model's duration noise is off (noise_scale_duration 0), so every engine makes the same audio length"),
 )
 # DETR panoptic (DetrForSegmentation): transformers' pipeline picks panoptic for its processor (subtask None), and
 # onnxpipe does the same; Optimum has no panoptic / instance segmentation ORTModel
