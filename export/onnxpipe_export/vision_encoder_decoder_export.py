@@ -33,6 +33,8 @@ from .support import copy_support_files
 from .tasks import ExportTask
 
 MODEL_TYPE = "vision-encoder-decoder"
+PIX2STRUCT = "pix2struct"
+MODEL_TYPES = (MODEL_TYPE, PIX2STRUCT)
 OPTIMUM_TASK = "image-to-text-with-past"
 COMPONENTS = {"encoder": "encoder_model", "decoder": "decoder_model_merged"}
 CACHE_NOTE = (
@@ -45,12 +47,20 @@ Q4_COMPONENTS = {"encoder": "int8", "decoder": "q4"}
 
 
 def check_model_type(config: dict[str, Any]) -> None:
-    """Refuse image-to-text checkpoints that are not VisionEncoderDecoder models, naming what is supported."""
+    """Refuse image-to-text checkpoints that are neither VisionEncoderDecoder nor captioning Pix2Struct models,
+    naming what is supported."""
     model_type = config.get("model_type")
-    if model_type != MODEL_TYPE:
+    if model_type not in MODEL_TYPES:
         raise UnsupportedTaskError(
             f"image-to-text exports VisionEncoderDecoder checkpoints (model_type {MODEL_TYPE!r}: ViT + GPT-2 "
-            f"captioners, TrOCR), not model_type {model_type!r} (Pix2Struct, GIT and BLIP are not supported)."
+            f"captioners, TrOCR) and Pix2Struct captioners, not model_type {model_type!r} (GIT and BLIP are not "
+            "supported)."
+        )
+    if model_type == PIX2STRUCT and config.get("is_vqa"):
+        raise UnsupportedTaskError(
+            "This Pix2Struct checkpoint is a VQA model (is_vqa true): it reads its question rendered as a header onto "
+            "the image, which needs a font from the hub; only captioning Pix2Struct checkpoints (e.g. "
+            "google/pix2struct-textcaps-base) are supported for image-to-text."
         )
 
 

@@ -88,6 +88,7 @@ ARCHITECTURE_SUFFIX_TASKS: dict[str, str] = {
     "ForAudioClassification": "audio-classification",
     "ForCTC": "automatic-speech-recognition",
     "WhisperForConditionalGeneration": "automatic-speech-recognition",
+    "Pix2StructForConditionalGeneration": "image-to-text",  # before "ForConditionalGeneration"
     "ForCausalLM": "text-generation",
     "LMHeadModel": "text-generation",  # GPT2LMHeadModel, before "Model"
     "MTModel": "translation",  # MarianMTModel

@@ -123,6 +123,8 @@ class OnnxSeq2Seq:
         names = set(self.decoder.inputs) | set(self.first_session.inputs if self.first_session is not None else ())
         if "decoder_attention_mask" in names:
             feeds["decoder_attention_mask"] = attention_mask
+        elif "attention_mask" in names and ENCODER_MASK in names:  # Pix2Struct names its decoder's mask so
+            feeds["attention_mask"] = attention_mask
         if "position_ids" in names:
             feeds["position_ids"] = position_ids(attention_mask, t)
         if "cache_position" in names:

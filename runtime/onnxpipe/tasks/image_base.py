@@ -46,10 +46,14 @@ class ImagePipeline(Pipeline):
     def setup(self) -> None:
         super().setup()
         self.folder.require("preprocessor_config.json", "holds the image preprocessing settings")
-        self.processor = ImageProcessor.from_config(
+        self.processor = self.load_processor()
+        self.id2label = {int(k): v for k, v in (self.folder.config.get("id2label") or {}).items()}
+
+    def load_processor(self) -> Any:
+        """The folder's image processor (a task whose models need another processor overrides this)."""
+        return ImageProcessor.from_config(
             self.folder.read_json("preprocessor_config.json"), str(self.folder.path / "preprocessor_config.json")
         )
-        self.id2label = {int(k): v for k, v in (self.folder.config.get("id2label") or {}).items()}
 
     def validate_image_options(self, options: dict[str, Any]) -> None:
         """Check `timeout`."""
