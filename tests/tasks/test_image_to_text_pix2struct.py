@@ -20,7 +20,7 @@ from onnxpipe.registry import task_from_architectures
 from onnxpipe.vision.pix2struct import Pix2StructProcessor
 
 SHORT = {"max_new_tokens": 12}
-SIZES = [(40, 50), (30, 70), (64, 24), (33, 33), (90, 60), (5, 400), (480, 640), (1000, 120)]
+SIZES = [(40, 50), (30, 70), (64, 24), (33, 33), (90, 60), (5, 400), (480, 640), (1000, 120), (768, 1024)]
 
 
 @pytest.fixture(scope="module")
