@@ -120,6 +120,16 @@ class Limits:
                 f"{self.max_audio_seconds:g} s (max_audio_seconds, {FLAGS['max_audio_seconds']}); send a shorter clip."
             )
 
+    def check_output_audio(self, samples: int, rate: int) -> None:
+        """Refuse to synthesize more than max_audio_seconds of audio (text-to-audio, checked once the length is
+        known and before the waveform is computed)."""
+        if self.max_audio_seconds is not None and samples > self.max_audio_seconds * rate:
+            raise InvalidInputError(
+                f"the speech would last {samples / rate:.6g} s ({samples} samples at {rate} Hz), above the limit of "
+                f"{self.max_audio_seconds:g} s (max_audio_seconds, {FLAGS['max_audio_seconds']}); send a shorter text "
+                "or raise the speaking_rate."
+            )
+
     def check_image(self, width: int, height: int) -> None:
         """Refuse an image of more than max_image_pixels pixels."""
         _at_most(self, f"a {width}x{height} image's pixel count", width * height, "max_image_pixels",

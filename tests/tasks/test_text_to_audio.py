@@ -256,3 +256,39 @@ def test_cli_run_writes_wav(folders, tmp_path, capsys):
     assert (tmp_path / "speech-1.wav").is_file() and (tmp_path / "speech-2.wav").is_file()
     with pytest.raises(SystemExit, match="--output"):
         cli.main(["run", "text-to-audio", "hi", "--model", str(folders["vits_onnx"])])
+
+
+@pytest.mark.parametrize("kind", ["vits", "speecht5"])
+def test_max_audio_seconds_bounds_the_speech(folders, kind):
+    """A call's limits stop a text whose speech would pass max_audio_seconds before the waveform is made (the
+    length known exactly: one below refuses, one above passes)."""
+    from onnxpipe import Limits
+
+    kwargs = {} if kind == "vits" else {"forward_params": {"speaker_embeddings": tta.speaker_embedding(0)}}
+    text = TEXTS[1]
+    plain = onnxpipe.pipeline("text-to-audio", folders[f"{kind}_onnx"])
+    result = plain(text, seed=0, **kwargs)
+    seconds = np.asarray(result["audio"]).shape[-1] / result["sampling_rate"]
+    fits = onnxpipe.pipeline("text-to-audio", folders[f"{kind}_onnx"], limits=Limits(max_audio_seconds=seconds * 1.001))
+    assert np.array_equal(fits(text, seed=0, **kwargs)["audio"], result["audio"])
+    short = onnxpipe.pipeline("text-to-audio", folders[f"{kind}_onnx"], limits=Limits(max_audio_seconds=seconds * 0.99))
+    with pytest.raises(InvalidInputError, match="max_audio_seconds"):
+        short(text, seed=0, **kwargs)
+
+
+def test_limited_calls_bound_the_vits_text(folders):
+    """VITS has no position table: a limited call (a server's) refuses a text past LIMITED_MAX_IDS unless
+    max_input_tokens says otherwise; an unlimited call (the library's default) takes it."""
+    from onnxpipe import Limits
+    from onnxpipe.tasks.text_to_audio_vits import LIMITED_MAX_IDS
+
+    limited = onnxpipe.pipeline("text-to-audio", folders["vits_onnx"], limits=Limits())
+    long_text = "hello world " * (LIMITED_MAX_IDS // 12 + 1)
+    with pytest.raises(InvalidInputError, match="--max-input-tokens"):
+        limited(long_text)
+    assert limited("hello world")["audio"].size > 0
+    set_bound = onnxpipe.pipeline("text-to-audio", folders["vits_onnx"], limits=Limits(max_input_tokens=8))
+    with pytest.raises(InvalidInputError, match="max_input_tokens"):
+        set_bound("hello world")
+    unlimited = onnxpipe.pipeline("text-to-audio", folders["vits_onnx"])
+    assert len(unlimited.tokenizer.encode(long_text)) > LIMITED_MAX_IDS and unlimited(long_text, seed=0)["audio"].size > 0

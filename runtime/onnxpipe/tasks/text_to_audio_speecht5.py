@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from onnxpipe.errors import InvalidOptionError, MissingModelFileError
+from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.options import check_number
 from onnxpipe.session import OnnxSession, parse_device
@@ -62,10 +62,11 @@ class SpeechT5Graphs:
 def generate_waveform(
     graphs: SpeechT5Graphs, input_ids: np.ndarray, speaker_embeddings: np.ndarray, *, threshold: float = 0.5,
     minlenratio: float = 0.0, maxlenratio: float = 20.0, dropout: float = 0.5,
-    rng: Optional[np.random.Generator] = None, keep_all: bool = False,
+    rng: Optional[np.random.Generator] = None, keep_all: bool = False, max_frames: Optional[int] = None,
 ) -> np.ndarray:
     """The waveform (samples,) of one text's ids (1, length), as generate_speech(..., vocoder=...) returns it.
-    keep_all feeds keep masks of ones (every prenet unit kept), the export's check against torch."""
+    keep_all feeds keep masks of ones (every prenet unit kept), the export's check against torch; max_frames
+    bounds the spectrogram (a call's max_audio_seconds): passing it raises InvalidInputError."""
     rng = rng if rng is not None else np.random.default_rng()
     encoded = graphs.encoder.run({"input_ids": input_ids.astype(np.int64)})
     hidden, mask = encoded["encoder_outputs"], encoded["encoder_attention_mask"]
@@ -92,6 +93,11 @@ def generate_waveform(
                                     for k, v in outputs.items() if k.startswith("present.") and ".decoder." in k}}
         sequence = outputs["output_sequence_out"]
         spectra.append(outputs["spectrum"].reshape(reduction, bins))
+        if max_frames is not None and step * reduction > max_frames:
+            raise InvalidInputError(
+                f"the speech would pass {max_frames} spectrogram frames (the call's max_audio_seconds) before the model "
+                "stops; send a shorter text, or lower maxlenratio / minlenratio."
+            )
         if step < minlen:
             continue
         if step >= maxlen or float(np.sum(outputs["prob"])) >= threshold:
@@ -129,6 +135,8 @@ class SpeechT5TextToAudioPipeline(TextToAudioPipeline):
         if not vocoder:
             self.folder.require(VOCODER_CONFIG, "holds the vocoder's sampling_rate (written by onnxpipe export)")
         self.sampling_rate = int(vocoder["sampling_rate"])
+        #: waveform samples per spectrogram frame (HiFi-GAN's upsampling; SpeechT5HifiGanConfig's default 4*4*4*4)
+        self.hop_length = int(np.prod(vocoder.get("upsample_rates") or [4, 4, 4, 4]))
 
     def check_params(self, params: dict[str, Any]) -> None:
         if "speaker_embeddings" in params and params["speaker_embeddings"] is not None:
@@ -165,5 +173,10 @@ class SpeechT5TextToAudioPipeline(TextToAudioPipeline):
         return generate_waveform(
             self.graphs, np.asarray([ids], dtype=np.int64), self.speaker(params["speaker_embeddings"]),
             threshold=float(params["threshold"]), minlenratio=float(params["minlenratio"]),
-            maxlenratio=float(params["maxlenratio"]), dropout=self.dropout, rng=rng,
+            maxlenratio=float(params["maxlenratio"]), dropout=self.dropout, rng=rng, max_frames=self.max_frames(),
         )
+
+    def max_frames(self) -> Optional[int]:
+        """Spectrogram frames of max_audio_seconds (None: no limit), by the vocoder's samples per frame."""
+        seconds = self.limits.max_audio_seconds
+        return None if seconds is None else int(seconds * self.sampling_rate / self.hop_length)

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError
+from onnxpipe.limits import FLAGS
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.options import check_number
 from onnxpipe.session import OnnxSession, parse_device
@@ -27,6 +28,9 @@ from onnxpipe.tasks.text_to_audio import TextToAudioPipeline
 from onnxpipe.text.vits_tokenizer import VitsTokenizer
 
 PRIOR, WAVEFORM = "vits_prior", "vits_waveform"
+#: text ids a limited call (a server's) takes when max_input_tokens is unset: ~2,000 characters, ~2-3 minutes of
+#: speech; the real-size MMS prior then needs ~2 GB (its attention is quadratic in the ids)
+LIMITED_MAX_IDS = 4096
 NOISE_OPTIONS = ("seed", "noise_scale", "noise_scale_duration", "speaking_rate")
 
 
@@ -52,6 +56,8 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
         self.tokenizer = VitsTokenizer(self.folder)
         config = self.folder.config
         self.sampling_rate = int(config.get("sampling_rate", 16000))
+        #: waveform samples per prior frame (HiFi-GAN's upsampling)
+        self.hop_length = int(np.prod(config.get("upsample_rates") or [8, 8, 2, 2]))
         self.config_noise = {
             "noise_scale": float(config.get("noise_scale", 0.667)),
             "noise_scale_duration": float(config.get("noise_scale_duration", 0.8)),
@@ -75,6 +81,19 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
     def check_params(self, params: dict[str, Any]) -> None:
         pass  # PARAMS is empty: speaker_id (multi-speaker VITS) is refused by the base class's check
 
+    def check_text_length(self, count: int) -> None:
+        """Refuse a text of more ids than the call's limits allow: max_input_tokens, or (when that is unset but the
+        call is limited at all, as a server's calls are) LIMITED_MAX_IDS: VITS has no position table, and its text
+        encoder's attention grows with the square of the text (12,000 ids took 15 GB on the real-size model)."""
+        if self.limits.max_input_tokens is not None or self.limits.max_audio_seconds is None:
+            self.limits.check_input_tokens(count)
+        elif count > LIMITED_MAX_IDS:
+            raise InvalidInputError(
+                f"the text is {count} ids long (characters and the blanks between them), above the {LIMITED_MAX_IDS} "
+                f"a limited call takes without max_input_tokens ({FLAGS['max_input_tokens']}); VITS' memory grows with "
+                "the square of the text: split it into sentences, or raise the limit."
+            )
+
     def synthesize(self, text: str, params: dict[str, Any], rng: np.random.Generator, options: dict[str, Any]) -> np.ndarray:
         scales = {name: options[name] if options[name] is not None else value for name, value in self.config_noise.items()}
         ids = self.tokenizer.encode(text)
@@ -82,7 +101,7 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
             raise InvalidInputError(
                 f"No character of {text!r:.80} is in this VITS model's vocabulary (after lower-casing); nothing to speak."
             )
-        self.limits.check_input_tokens(len(ids))
+        self.check_text_length(len(ids))
         input_ids = np.asarray([ids], dtype=np.int64)
         if self.waveform_session is None:  # one graph: its own noise
             name = self.session.output_named("waveform")
@@ -96,6 +115,7 @@ class VitsTextToAudioPipeline(TextToAudioPipeline):
             "length_scale": np.asarray(1.0 / scales["speaking_rate"], dtype=np.float32),
         })
         means, log_variances = prior["prior_means"], prior["prior_log_variances"]
+        self.limits.check_output_audio(means.shape[-1] * self.hop_length, self.sampling_rate)
         noise = rng.standard_normal(means.shape).astype(np.float32)
         latents = means + noise * np.exp(log_variances) * np.float32(scales["noise_scale"])
         waveform = self.waveform_session.run(
