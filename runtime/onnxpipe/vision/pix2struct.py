@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-import PIL.Image
 
 from onnxpipe.errors import InvalidInputError, MissingModelFileError
 
@@ -122,12 +121,14 @@ class Pix2StructProcessor:
         columns = max(min(math.floor(scale * width / pw), most), 1)
         return rows, columns
 
-    def preprocess(self, image: PIL.Image.Image) -> dict[str, np.ndarray]:
-        """flattened_patches (max_patches, 2 + C*ph*pw) and attention_mask (max_patches,) float32 of one RGB image."""
+    def preprocess(self, image: Any) -> dict[str, np.ndarray]:
+        """flattened_patches (max_patches, 2 + C*ph*pw) and attention_mask (max_patches,) float32 of one RGB image
+        (a PIL image from vision/images.py, the one module that imports Pillow)."""
         array = np.asarray(image)
         if array.ndim != 3 or array.shape[0] in (1, 3):
+            width, height = (array.shape[1], array.shape[0]) if array.ndim >= 2 else (array.size, 1)
             raise InvalidInputError(
-                f"A {image.width}x{image.height} image: transformers' Pix2Struct processor reads an image whose height "
+                f"A {width}x{height} image: transformers' Pix2Struct processor reads an image whose height "
                 "is 1 or 3 pixels as channels-first and fails or misreads it. Pass an image at least 4 pixels high."
             )
         values = array.astype(F32)
