@@ -17,6 +17,8 @@ import numpy as np
 
 from onnxpipe.session import session_options
 
+from .errors import ValidationError
+
 VALIDATION_PROMPTS: tuple[str, ...] = (
     "Hello world.",
     "The quick brown fox jumps over the lazy dog.",
@@ -256,3 +258,20 @@ def validate_files(decoder: Path, encoder: Optional[Path], reference: Reference,
     runner = OrtDecoder(decoder, encoder)
     traces = [runner.greedy(ids, NEW_TOKENS, reference.start_token) for ids in reference.prompts]
     return compare_traces(traces, reference.traces, tolerance)
+
+
+def accept_fp32(figures: dict[str, Any], what: str, notes: list[str]) -> dict[str, Any]:
+    """The fp32 files' figures against torch (validate_files), or ValidationError (nothing is written) when their
+    logits are off; a near tie that moves a greedy token goes into the summary's `notes`. `what`: e.g. "ONNX"."""
+    if not figures["passed"]:
+        raise ValidationError(
+            f"The fp32 {what} export differs from torch: logits relative diff {figures['logits_relative_diff']:.3g} "
+            f"> {FP32_RELATIVE_TOLERANCE:g} (max abs diff {figures['max_abs_diff']:.3g} on logits up to "
+            f"{figures['logits_max_abs']:.3g}); nothing was written."
+        )
+    if figures["greedy_agreement"] < 1.0:
+        notes.append(
+            f"fp32: greedy tokens agree with torch on {figures['greedy_agreement']:.0%} (logits within "
+            "tolerance: a near tie between two tokens)"
+        )
+    return figures

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, first_line
+from .waveform_check import waveform_figures
 
 COMPONENTS = {"prior": "vits_prior", "waveform": "vits_waveform"}
 TOLERANCE = 1e-4  # max |waveform difference| relative to the waveform's peak, noise off
@@ -157,9 +158,9 @@ def validate(source: Path, staging: Path) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     prior = ort.InferenceSession(str(staging / f"{COMPONENTS['prior']}.onnx"), providers=["CPUExecutionProvider"])
     waveform = ort.InferenceSession(str(staging / f"{COMPONENTS['waveform']}.onnx"), providers=["CPUExecutionProvider"])
-    worst, lengths_equal = 0.0, True
     length_scale = np.asarray(1.0 / float(model.config.speaking_rate), dtype=np.float32)
-    for text in CHECK_TEXTS:
+
+    def pair(text: str) -> tuple[np.ndarray, np.ndarray]:
         encoded = tokenizer(text, return_tensors="pt")
         with torch.no_grad():
             expected = model(**encoded).waveform.numpy()
@@ -168,10 +169,6 @@ def validate(source: Path, staging: Path) -> dict[str, Any]:
             "input_ids": ids, "attention_mask": encoded["attention_mask"].numpy(),
             "duration_noise": np.zeros((1, 2, ids.shape[1]), np.float32), "length_scale": length_scale,
         })
-        got = waveform.run(None, {"prior_latents": means, "output_padding_mask": mask})[0]
-        if got.shape != expected.shape:
-            lengths_equal = False
-            continue
-        worst = max(worst, float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-6)))
-    return {"max_abs_diff": worst, "tolerance": TOLERANCE, "lengths_equal": lengths_equal,
-            "passed": lengths_equal and worst <= TOLERANCE}
+        return waveform.run(None, {"prior_latents": means, "output_padding_mask": mask})[0], expected
+
+    return waveform_figures(map(pair, CHECK_TEXTS), TOLERANCE)

@@ -33,3 +33,17 @@ def server(folders, tmp_path_factory):
     srv = ServerProcess(folders, tmp_path_factory.mktemp("serve") / "server.log", "--max-wait-ms", "20")
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The test session runs with HF_HUB_OFFLINE=1, which makes huggingface_hub refuse every URL, loopback too:
+    lift it for the client's own session (nothing here reaches past 127.0.0.1)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import reset_sessions
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    reset_sessions()
+    yield
+    monkeypatch.undo()
+    reset_sessions()

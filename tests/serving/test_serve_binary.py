@@ -193,19 +193,6 @@ def swin2sr(vision_models, tmp_path_factory):
     process.stop()
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """Lift the session's HF_HUB_OFFLINE=1 for huggingface_hub's own session (nothing here leaves 127.0.0.1)."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import _http
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    _http.reset_sessions()
-    yield
-    monkeypatch.undo()
-    _http.reset_sessions()
-
-
 def test_hf_client_image_to_image_gets_the_upscaled_png(swin2sr, online):
     huggingface_hub = pytest.importorskip("huggingface_hub")
     from onnxpipe import pipeline

@@ -43,20 +43,6 @@ def test_openai_models_list(live):
     assert sorted(m.id for m in client.models.list()) == ["cls", "embed"]
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """The test session runs with HF_HUB_OFFLINE=1, which makes huggingface_hub refuse every URL, loopback too:
-    lift it for the client's own session (nothing here reaches past 127.0.0.1)."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import _http
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    _http.reset_sessions()
-    yield
-    monkeypatch.undo()
-    _http.reset_sessions()
-
-
 def test_hf_client_text_classification_top_k(live, online):
     client = huggingface_hub.InferenceClient(model=live.url + "/hf/models/cls", timeout=60)
     labels = client.text_classification("I love this", top_k=2)

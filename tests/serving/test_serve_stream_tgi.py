@@ -28,17 +28,8 @@ def gen_server(generation_models, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def online_client(monkeypatch):
-    """The tests run with HF_HUB_OFFLINE=1 (no hub here), which makes huggingface_hub refuse every URL; the client
-    only talks to the loopback server, so let it."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import reset_sessions
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    reset_sessions()
-    yield
-    monkeypatch.undo()
-    reset_sessions()
+def online_client(online):
+    """Every test here talks to a loopback server through huggingface_hub (the shared `online` fixture)."""
 
 
 @pytest.fixture(scope="module")
