@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
 from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
 from onnxpipe.generation.config import GenerationConfig, known_options, resolve_generation_config
+from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
 from onnxpipe.generation.streaming import TextIteratorStreamer
 from onnxpipe.manifest import dtype_of_filename
 from onnxpipe.model_folder import ModelFolder
@@ -38,6 +39,10 @@ def position_limit(config: Mapping[str, Any]) -> Optional[int]:
         if isinstance(config.get(key), int):
             return config[key]
     return None
+
+
+#: an encoder-decoder folder's decoder files, in the order they are preferred
+SEQ2SEQ_DECODER_STEMS = ("decoder_model_merged", "decoder_with_past_model", "decoder_model")
 
 
 def first_stem(folder: ModelFolder, stems: Sequence[str]) -> str:
@@ -75,6 +80,31 @@ class GenerationPipeline(Pipeline):
         """An OnnxSession on the `dtype` variant of `stem` (the default variant for the device when None)."""
         path = self.folder.onnx_file(dtype, self.device_kind, stem)
         return OnnxSession(path, self.device, self.threads)
+
+    def open_seq2seq(
+        self, dtype: Optional[str], missing: Optional[str] = None,
+        check_encoder: Optional[Callable[[OnnxSession], None]] = None,
+    ) -> OnnxSeq2Seq:
+        """encoder_model + the decoder (merged, or optimum's unmerged pair, whose decoder_model runs the first step)
+        of an encoder-decoder folder, the encoder at the decoder's dtype. `missing`: the error message when the folder
+        lacks them (default: first_stem's); `check_encoder` may refuse an encoder taking the wrong inputs."""
+        try:
+            stem = first_stem(self.folder, SEQ2SEQ_DECODER_STEMS)
+            encoder_stem = first_stem(self.folder, ("encoder_model",))
+        except MissingModelFileError as exc:
+            if missing is None:
+                raise
+            raise MissingModelFileError(missing) from exc
+        decoder = self.open_session(stem, dtype)
+        chosen = dtype or self.folder.default_dtype(self.device_kind, stem)
+        encoder = self.open_session(encoder_stem, chosen)
+        if check_encoder is not None:
+            check_encoder(encoder)
+        first = None
+        if stem == "decoder_with_past_model":
+            first = self.open_session(first_stem(self.folder, ("decoder_model",)), chosen)
+        self.use_main_session(decoder, stem)
+        return OnnxSeq2Seq(encoder, decoder, self.folder.config, first_session=first)
 
     def use_main_session(self, session: OnnxSession, stem: str) -> None:
         """Record the graph that names this pipeline's file and dtype (repr, `pipe.dtype`)."""

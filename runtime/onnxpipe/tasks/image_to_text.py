@@ -27,7 +27,8 @@ from onnxpipe.generation.generate import generate, generation_lengths
 from onnxpipe.generation.io_binding import ENCODER_HIDDEN
 from onnxpipe.generation.onnx_decoder import CacheState
 from onnxpipe.generation.onnx_seq2seq import ENCODER_MASK, OnnxSeq2Seq
-from onnxpipe.tasks.generation_base import GenerationPipeline, first_stem, position_limit
+from onnxpipe.session import OnnxSession
+from onnxpipe.tasks.generation_base import GenerationPipeline, position_limit
 from onnxpipe.tasks.image_base import IMAGE_OPTIONS, ImagePipeline
 from onnxpipe.vision.images import load_image
 from onnxpipe.vision.pix2struct import Pix2StructProcessor
@@ -81,16 +82,11 @@ class ImageToTextPipeline(GenerationPipeline, ImagePipeline):
 
     # -- loading -------------------------------------------------------------------------------
     def load_decoder(self, dtype: Optional[str]) -> OnnxSeq2Seq:
-        try:
-            stem = first_stem(self.folder, ("decoder_model_merged", "decoder_with_past_model", "decoder_model"))
-            encoder_stem = first_stem(self.folder, ("encoder_model",))
-        except MissingModelFileError as exc:
-            raise MissingModelFileError(
-                f"{self.folder.path} has no encoder_model.onnx + decoder_model_merged.onnx for image-to-text. {EXPORT_HINT}"
-            ) from exc
-        decoder = self.open_session(stem, dtype)
-        chosen = dtype or self.folder.default_dtype(self.device_kind, stem)
-        encoder = self.open_session(encoder_stem, chosen)
+        missing = f"{self.folder.path} has no encoder_model.onnx + decoder_model_merged.onnx for image-to-text. {EXPORT_HINT}"
+        return self.open_seq2seq(dtype, missing, check_encoder=self.check_encoder)
+
+    def check_encoder(self, encoder: OnnxSession) -> None:
+        """Refuse an encoder that does not take this model family's image input (another task's folder)."""
         wanted = "flattened_patches" if self.is_pix2struct else "pixel_values"
         if wanted not in encoder.inputs:
             raise MissingModelFileError(
@@ -98,11 +94,6 @@ class ImageToTextPipeline(GenerationPipeline, ImagePipeline):
                 f"VisionEncoderDecoder models (ViT + GPT-2, TrOCR) and Pix2Struct captioners, and this is a "
                 f"{self.folder.config.get('model_type')!r} folder. {EXPORT_HINT}"
             )
-        first = None
-        if stem == "decoder_with_past_model":  # optimum's unmerged pair: decoder_model runs the first step
-            first = self.open_session(first_stem(self.folder, ("decoder_model",)), chosen)
-        self.use_main_session(decoder, stem)
-        return OnnxSeq2Seq(encoder, decoder, self.folder.config, first_session=first)
 
     @property
     def is_pix2struct(self) -> bool:

@@ -18,7 +18,7 @@ from onnxpipe.generation.config import GenerationConfig
 from onnxpipe.generation.generate import generate, generation_lengths
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
 from onnxpipe.options import check_bool
-from onnxpipe.tasks.generation_base import GenerationPipeline, first_stem
+from onnxpipe.tasks.generation_base import GenerationPipeline
 
 
 class Text2TextGenerationPipeline(GenerationPipeline):
@@ -30,15 +30,7 @@ class Text2TextGenerationPipeline(GenerationPipeline):
     RETURN_NAME = "generated"
 
     def load_decoder(self, dtype: Optional[str]) -> OnnxSeq2Seq:
-        stem = first_stem(self.folder, ("decoder_model_merged", "decoder_with_past_model", "decoder_model"))
-        decoder = self.open_session(stem, dtype)
-        chosen = dtype or self.folder.default_dtype(self.device_kind, stem)
-        encoder = self.open_session(first_stem(self.folder, ("encoder_model",)), chosen)
-        first = None
-        if stem == "decoder_with_past_model":  # optimum's unmerged pair: decoder_model runs the first step
-            first = self.open_session(first_stem(self.folder, ("decoder_model",)), chosen)
-        self.use_main_session(decoder, stem)
-        return OnnxSeq2Seq(encoder, decoder, self.folder.config, first_session=first)
+        return self.open_seq2seq(dtype)
 
     def setup(self) -> None:
         super().setup()

@@ -18,12 +18,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from onnxpipe.errors import InvalidInputError, InvalidOptionError, MissingModelFileError
+from onnxpipe.errors import InvalidInputError, InvalidOptionError
 from onnxpipe.generation.onnx_seq2seq import OnnxSeq2Seq
 from onnxpipe.options import check_choice, check_number, check_seconds_pair
 from onnxpipe.tasks.audio_base import AUDIO_OPTIONS
 from onnxpipe.tasks.automatic_speech_recognition import CHUNK_MUST, AutomaticSpeechRecognitionPipeline
-from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline, first_stem
+from onnxpipe.tasks.generation_base import UNSET, GenerationPipeline
 from onnxpipe.tasks.whisper.alignment import OUTPUT_PREFIX
 from onnxpipe.tasks.whisper.decode import WhisperVocabulary, Window, decode_asr
 from onnxpipe.tasks.whisper.generation import Alignment, WhisperModel, WhisperSettings
@@ -60,22 +60,10 @@ class WhisperPipeline(GenerationPipeline, AutomaticSpeechRecognitionPipeline):
 
     # -- loading -------------------------------------------------------------------------------
     def load_decoder(self, dtype: Optional[str]) -> OnnxSeq2Seq:
-        try:
-            stem = first_stem(self.folder, ("decoder_model_merged", "decoder_with_past_model", "decoder_model"))
-            encoder_stem = first_stem(self.folder, ("encoder_model",))
-        except MissingModelFileError as exc:
-            raise MissingModelFileError(
-                f"{self.folder.path} has no Whisper encoder_model.onnx + decoder_model_merged.onnx. Export the checkpoint "
-                "with `onnxpipe export CHECKPOINT --task automatic-speech-recognition`."
-            ) from exc
-        decoder = self.open_session(stem, dtype)
-        chosen = dtype or self.folder.default_dtype(self.device_kind, stem)
-        encoder = self.open_session(encoder_stem, chosen)
-        first = None
-        if stem == "decoder_with_past_model":
-            first = self.open_session(first_stem(self.folder, ("decoder_model",)), chosen)
-        self.use_main_session(decoder, stem)
-        return OnnxSeq2Seq(encoder, decoder, self.folder.config, first_session=first)
+        return self.open_seq2seq(dtype, missing=(
+            f"{self.folder.path} has no Whisper encoder_model.onnx + decoder_model_merged.onnx. Export the checkpoint "
+            "with `onnxpipe export CHECKPOINT --task automatic-speech-recognition`."
+        ))
 
     def setup(self) -> None:
         super().setup()
